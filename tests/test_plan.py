@@ -197,6 +197,32 @@ def test_mt5_loads_as_an_encoder_classifier_with_hf_outputs(tiny_mt5):
     assert model.classifier.weight.grad is not None
 
 
+def test_mt5_multiple_choice_scores_each_choice_and_hands_on_its_encoder(tiny_mt5, tmp_path):
+    from xrobust.models.loading import export_encoder
+
+    model = load_classifier(tiny_mt5, 2, multiple_choice=True)
+    assert type(model).__name__ == "EncoderMultipleChoice"
+    ids = torch.randint(2, 64, (3, 2, 5))
+    out = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.tensor([0, 1, 1]))
+    assert out.logits.shape == (3, 2) and out.loss.ndim == 0
+    # Choice j of example i is scored alone: its logit is the scorer's output on that (context, choice) row.
+    model.eval()
+    alone = model.scorer(input_ids=ids[1], attention_mask=torch.ones_like(ids[1])).logits.squeeze(-1)
+    assert torch.allclose(model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[1], alone, atol=1e-6)
+    # The encoder (no head) loads as the next stage's pretrained model, here as a pair classifier.
+    folder = export_encoder(model, _NoTokenizer(), tmp_path / "encoder")
+    again = load_classifier(folder, 3)
+    assert torch.equal(again.encoder.shared.weight, model.scorer.encoder.shared.weight)
+    assert not torch.equal(again.classifier.weight[:1], model.scorer.classifier.weight)
+
+
+class _NoTokenizer:
+    """The tiny checkpoint has no tokenizer; export_encoder saves whatever tokenizer it is given."""
+
+    def save_pretrained(self, folder):
+        return None
+
+
 def test_mt5_lora_trains_adapters_and_head_only(tiny_mt5):
     lora = compose_config(["finetune=lora"]).finetune
     model = load_classifier(tiny_mt5, 3, finetune=lora)

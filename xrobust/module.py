@@ -35,6 +35,7 @@ class TransferModule(pl.LightningModule):
         finetune: dict | None = None,
         perturbed_eval: bool = False,
         test_perturbation: dict | None = None,
+        multiple_choice: bool = False,
     ):
         super().__init__()
         # Plain containers in hparams: a DictConfig there makes the checkpoints fail torch.load(weights_only=True).
@@ -49,6 +50,7 @@ class TransferModule(pl.LightningModule):
             attn_implementation=attn_implementation,
             trust_remote_code=trust_remote_code,
             finetune=finetune,
+            multiple_choice=multiple_choice,
         )
         # from_pretrained returns eval mode and Lightning keeps submodule modes as found: turn dropout back on.
         self.model.train()

@@ -122,7 +122,8 @@ def format_table(results: dict[str, Any]) -> str:
         line = f"{lang:<6}{acc:>8.4f}{results['n_examples'][lang]:>7}{majority:>10.4f}"
         lines.append(line + (f"{perturbed[lang]:>11.4f}" if perturbed else ""))
     lines.append(f"{'targets mean':<13}{results['target_mean']:.4f}")
-    lines.append(f"{'transfer gap':<13}{results['transfer_gap']:+.4f}  (English minus targets mean)")
+    if results["transfer_gap"] is not None:
+        lines.append(f"{'transfer gap':<13}{results['transfer_gap']:+.4f}  (English minus targets mean)")
     if results.get("generalized"):
         general = results["generalized"]
         lines.append(f"generalized ({' x '.join(['/'.join(general['languages'])] * 2)}): mean {general['mean']:.4f}")

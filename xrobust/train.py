@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from xrobust.config import CONF_DIR, validate
+from xrobust.data.datamodule import TransferDataModule
+from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
 from xrobust.loggers import finish_run
-from xrobust.models.loading import count_parameters, resolve_pretrained
+from xrobust.models.loading import count_parameters, export_encoder, resolve_pretrained
+from xrobust.module import TransferModule
+from xrobust.noise.base import NoiseMethod
 from xrobust.results import (
     PREDICTIONS_FILE,
     RESULTS_FILE,
@@ -30,8 +37,11 @@ from xrobust.results import (
     write_json,
     write_predictions,
 )
+from xrobust.stages import intermediate_stage_config
 
 log = logging.getLogger("xrobust")
+
+STAGE_FILE = "stage.json"
 
 
 def run(cfg: DictConfig) -> dict | None:
@@ -42,27 +52,15 @@ def run(cfg: DictConfig) -> dict | None:
     if cfg.skip_completed and completed_hash(out_dir) == digest:
         log.info("skipping: %s already holds results for this config (%s)", out_dir / RESULTS_FILE, digest)
         return None
-    pl.seed_everything(cfg.seed, workers=True)
-    noise = instantiate(cfg.noise, _partial_=True)()  # called outside Hydra: a bad value stays an XrobustError
     pretrained = resolve_pretrained(cfg.model)
-    # Partial first, then the run-time objects, so Hydra never converts them into configs.
-    datamodule = instantiate(cfg.data, _partial_=True)(task=task, tokenizer_path=pretrained)
-    datamodule.setup()
-    module = instantiate(cfg.module, _partial_=True)(
-        pretrained=pretrained,
-        label_names=list(task.label_names),
-        test_names=datamodule.test_names,
-        noise=noise,
-    )
-    noise.setup(module.model, datamodule.tokenizer, datamodule.train_rows)
-    datamodule.train_text_transform = noise.text_transform()
+    stages = []
+    if cfg.intermediate:
+        pretrained, stage = run_intermediate_stage(cfg, pretrained, out_dir / "stages" / cfg.intermediate.name)
+        stages.append(stage)
 
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
-    logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
-    if logger:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-
+    pl.seed_everything(cfg.seed, workers=True)
+    job = build_job(cfg, task, pretrained)
+    trainer, module, datamodule = job.trainer, job.module, job.datamodule
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     trained = time.perf_counter()
@@ -72,15 +70,96 @@ def run(cfg: DictConfig) -> dict | None:
 
     results = None
     if trainer.is_global_zero:
-        results = collect_results(cfg, task, module, datamodule, trainer, digest, noise)
+        results = collect_results(cfg, task, module, datamodule, trainer, digest, job.noise)
         results["wall_time_s"] = {"train": round(trained - started, 2), "test": round(tested - trained, 2)}
+        results["stages"] = [*stages, stage_record("target", cfg, task, trainer, job.noise, pretrained)]
         if cfg.eval.save_predictions:
             write_predictions(out_dir / PREDICTIONS_FILE, module.test_predictions)
         write_json(out_dir / RESULTS_FILE, results)
         print(format_table(results))
         print(f"results: {out_dir / RESULTS_FILE}")
-    finish_run(logger)
+    finish_run(job.logger)
     return results
+
+
+@dataclass
+class Job:
+    """Everything one training stage needs, built from the config."""
+
+    noise: NoiseMethod
+    datamodule: TransferDataModule
+    module: TransferModule
+    trainer: pl.Trainer
+    logger: Logger | bool
+
+
+def build_job(cfg: DictConfig, task: TaskSpec, pretrained: str) -> Job:
+    """Instantiate what the config names; the run-time objects are passed to partials, so Hydra never
+    converts them into configs."""
+    noise = instantiate(cfg.noise, _partial_=True)()  # called outside Hydra: a bad value stays an XrobustError
+    datamodule = instantiate(cfg.data, _partial_=True)(task=task, tokenizer_path=pretrained)
+    datamodule.setup()
+    module = instantiate(cfg.module, _partial_=True)(
+        pretrained=pretrained,
+        label_names=list(task.label_names),
+        test_names=datamodule.test_names,
+        noise=noise,
+        multiple_choice=task.is_multiple_choice,
+    )
+    noise.setup(module.model, datamodule.tokenizer, datamodule.train_rows)
+    datamodule.train_text_transform = noise.text_transform()
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    if logger:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    return Job(noise, datamodule, module, trainer, logger)
+
+
+def run_intermediate_stage(cfg: DictConfig, pretrained: str, stage_dir: Path) -> tuple[str, dict]:
+    """Fit the intermediate task, select on its English dev accuracy, save the encoder for the next stage.
+
+    Resumable like a job: a finished stage (its encoder saved with the same stage config hash) is reused, an
+    interrupted one resumes from its last checkpoint.
+    """
+    stage_cfg = intermediate_stage_config(cfg, stage_dir)
+    task = validate(stage_cfg)
+    encoder_dir = stage_dir / "encoder"
+    digest = config_hash(stage_cfg) + "-" + config_hash(cfg.model)
+    marker = encoder_dir / STAGE_FILE
+    if marker.is_file():
+        record = json.loads(marker.read_text(encoding="utf-8"))
+        if record.get("config_hash") == digest:
+            log.info("intermediate stage %s: reusing %s", cfg.intermediate.name, encoder_dir)
+            return str(encoder_dir), record
+    pl.seed_everything(stage_cfg.seed, workers=True)
+    job = build_job(stage_cfg, task, pretrained)
+    job.trainer.fit(job.module, datamodule=job.datamodule, ckpt_path=stage_cfg.ckpt_path)
+    has_best = job.trainer.checkpoint_callback and job.trainer.checkpoint_callback.best_model_path
+    # Loads the selected weights into the module and measures them, so the record says what is handed on.
+    job.trainer.validate(job.module, datamodule=job.datamodule, ckpt_path="best" if has_best else None, verbose=False)
+    record = stage_record("intermediate", stage_cfg, task, job.trainer, job.noise, pretrained)
+    record["config_hash"] = digest
+    record["selected_val_acc"] = float(job.trainer.callback_metrics["val/acc"])
+    record["encoder"] = str(encoder_dir)
+    if job.trainer.is_global_zero:
+        export_encoder(job.module.model, job.datamodule.tokenizer, encoder_dir)
+        write_json(marker, record)
+    job.trainer.strategy.barrier()
+    finish_run(job.logger)
+    return str(encoder_dir), record
+
+
+def stage_record(name: str, cfg: DictConfig, task: TaskSpec, trainer: pl.Trainer, noise, pretrained: str) -> dict:
+    return {
+        "stage": name,
+        "task": task.name,
+        "noise": noise.params(),
+        "data_source": cfg.data.local_dir or task.hub_id,
+        "initialized_from": str(pretrained),
+        "epochs_run": trainer.current_epoch,
+        "steps_run": trainer.global_step,
+    }
 
 
 def collect_results(cfg, task, module, datamodule, trainer, digest, noise) -> dict:
@@ -93,7 +172,9 @@ def collect_results(cfg, task, module, datamodule, trainer, digest, noise) -> di
     results = {
         "config_hash": digest,
         "task": task.name,
+        "task_label": cfg.task_label,
         "task_kind": task.kind,
+        "task_group": OmegaConf.to_container(cfg.task_group) if cfg.task_group else None,
         "model": {
             "name": cfg.model.name,
             "pretrained": str(cfg.model.pretrained),

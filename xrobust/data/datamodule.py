@@ -7,13 +7,15 @@ from pathlib import Path
 
 import datasets
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader
-from transformers import AutoTokenizer, DataCollatorWithPadding
+from transformers import AutoTokenizer
 
+from xrobust.data.collate import make_collator
 from xrobust.data.sampling import EpochShuffleSampler
 from xrobust.data.sources import make_source
 from xrobust.data.task import TaskSpec
-from xrobust.data.tokenize import MODEL_COLUMNS, encode_pairs, tokenize_split
+from xrobust.data.tokenize import MODEL_COLUMNS, encode_examples, tokenize_split
 from xrobust.errors import XrobustError
 
 TextTransform = Callable[[dict], dict]
@@ -41,6 +43,7 @@ class TransferDataModule(pl.LightningDataModule):
         trust_remote_code: bool = False,
         generalized: bool = False,
         generalized_languages: list[str] | None = None,
+        with_test_sets: bool = True,
     ):
         super().__init__()
         self.task = task
@@ -55,8 +58,12 @@ class TransferDataModule(pl.LightningDataModule):
         self.cache_dir = str(Path(cache_dir) / "tokenized") if cache_dir else None
         self.seed = seed
         self.train_text_transform = train_text_transform
+        # False for an intermediate training stage: it is fitted and selected, never tested.
+        self.with_test_sets = with_test_sets
+        if generalized and task.is_multiple_choice:
+            raise XrobustError(f"eval.generalized needs a pair task; task '{task.name}' is multiple choice")
         self.generalized_languages = list(generalized_languages or task.languages) if generalized else []
-        self.collate = DataCollatorWithPadding(self.tokenizer)
+        self.collate = make_collator(self.tokenizer, task.is_multiple_choice)
         self.train_rows: datasets.Dataset | None = None
         self.train_set: datasets.Dataset | None = None
         self.val_set: datasets.Dataset | None = None
@@ -84,10 +91,10 @@ class TransferDataModule(pl.LightningDataModule):
         else:
             if not 0.0 < self.val_fraction < 1.0:
                 raise XrobustError(f"data.val_fraction={self.val_fraction} must lie in (0, 1)")
-            held_out = train_rows.train_test_split(test_size=self.val_fraction, seed=self.seed)
-            train_rows, dev_rows = held_out["train"], held_out["test"]
+            train_rows, dev_rows = split_by_item(train_rows, self.val_fraction, self.seed)
             self.selection_source = f"{self.val_fraction:.0%} of {self.splits['train']}-{english} (seed {self.seed})"
-        self.raw_test_sets = {lang: source.load(self.splits["test"], lang) for lang in self.task.languages}
+        test_languages = self.task.languages if self.with_test_sets else ()
+        self.raw_test_sets = {lang: source.load(self.splits["test"], lang) for lang in test_languages}
         for first in self.generalized_languages:
             for second in self.generalized_languages:
                 if first != second:
@@ -126,7 +133,7 @@ class TransferDataModule(pl.LightningDataModule):
         """Noise that rewrites text (rs_da) must see a fresh draw every time an example is read."""
 
         def augment_and_encode(batch: dict) -> dict:
-            encoded = encode_pairs(transform(batch), self.tokenizer, self.task, self.max_length)
+            encoded = encode_examples(transform(batch), self.tokenizer, self.task, self.max_length)
             return {k: v for k, v in encoded.items() if k in (*MODEL_COLUMNS, "labels")} | {"id": batch["id"]}
 
         return self.train_rows.with_transform(augment_and_encode)
@@ -162,6 +169,24 @@ class TransferDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
+
+
+def split_by_item(rows: datasets.Dataset, fraction: float, seed: int) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """Hold out a seeded `fraction` of the items (ids), with every row of a held-out item.
+
+    Rows sharing an id are renderings of one item (XCOPA's ten English translations of each COPA item): a row
+    split would put an item's copies on both sides and select the model on what it trained on.
+    """
+    items = sorted(set(rows["id"]))
+    order = torch.randperm(len(items), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_held = max(1, round(fraction * len(items)))
+    held = {items[i] for i in order[:n_held]}
+    if len(held) == len(items):
+        raise XrobustError(f"data.val_fraction={fraction} leaves no training items out of {len(items)}")
+    ids = rows["id"]
+    keep = [i for i, item in enumerate(ids) if item not in held]
+    out = [i for i, item in enumerate(ids) if item in held]
+    return rows.select(keep), rows.select(out)
 
 
 def _count_truncated(rows: datasets.Dataset | None) -> int:

@@ -6,6 +6,7 @@ one item in a parallel set), `lang`, one column per text field, and `label` (an 
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 from typing import Protocol
@@ -15,7 +16,7 @@ import datasets
 from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
 
-LAYOUT_HINT = "expected the XTREME layout {split}-{lang}.tsv, e.g. train-en.tsv, dev-en.tsv, dev-de.tsv"
+LAYOUT_HINT = "expected the XTREME layout {split}-{lang}.{ext}, e.g. train-en.{ext}, dev-en.{ext}, dev-de.{ext}"
 
 
 class ExampleSource(Protocol):
@@ -27,29 +28,41 @@ class ExampleSource(Protocol):
 
 
 class LocalFolderSource:
-    """A folder of `{split}-{lang}.tsv` files: text fields then the label, tab-separated, no header."""
+    """A folder of `{split}-{lang}.tsv` (text fields then label, tab-separated, no header) or `.jsonl` files.
+
+    A task's `local_train_files` glob (XCOPA's `train-en-from-*.jsonl`) names several English training files;
+    they are read in name order and concatenated.
+    """
 
     def __init__(self, task: TaskSpec, folder: str | Path):
         self.task = task
         self.folder = Path(folder)
+        self.hint = LAYOUT_HINT.format(split="{split}", lang="{lang}", ext=task.local_format)
         if not self.folder.is_dir():
-            raise XrobustError(f"data folder {self.folder} does not exist ({LAYOUT_HINT})")
+            raise XrobustError(f"data folder {self.folder} does not exist ({self.hint})")
 
     def describe(self) -> str:
         return str(self.folder)
 
-    def path(self, split: str, lang: str) -> Path:
-        return self.folder / f"{split}-{lang}.tsv"
+    def paths(self, split: str, lang: str) -> list[Path]:
+        if split == "train" and lang == self.task.source_language and self.task.local_train_files:
+            return sorted(self.folder.glob(self.task.local_train_files))
+        path = self.folder / f"{split}-{lang}.{self.task.local_format}"
+        return [path] if path.is_file() else []
 
     def has(self, split: str, lang: str) -> bool:
-        return self.path(split, lang).is_file()
+        return bool(self.paths(split, lang))
 
     def load(self, split: str, lang: str) -> datasets.Dataset:
         self.task.check_language(lang)
-        path = self.path(split, lang)
-        if not path.is_file():
-            raise XrobustError(f"missing data file {path} ({LAYOUT_HINT})")
-        columns = read_labelled_tsv(path, self.task)
+        paths = self.paths(split, lang)
+        if not paths:
+            wanted = self.task.local_train_files if split == "train" and self.task.local_train_files else None
+            name = wanted or f"{split}-{lang}.{self.task.local_format}"
+            raise XrobustError(f"missing data file {self.folder / name} ({self.hint})")
+        read = read_labelled_jsonl if self.task.local_format == "jsonl" else read_labelled_tsv
+        parts = [read(path, self.task) for path in paths]
+        columns = {key: [value for part in parts for value in part[key]] for key in parts[0]}
         columns["lang"] = [lang] * len(columns["label"])
         return datasets.Dataset.from_dict(columns)
 
@@ -62,7 +75,10 @@ class PackagedSampleSource(LocalFolderSource):
 
 
 class HubSource:
-    """A Hugging Face Hub dataset with one config per language (facebook/xnli, paws-x): needs the network."""
+    """A Hugging Face Hub dataset with one config per language (facebook/xnli, paws-x): needs the network.
+
+    A task's `source_hub` supplies its English splits from another dataset (COPA for XCOPA, XNLI for AmericasNLI).
+    """
 
     def __init__(self, task: TaskSpec):
         if not task.hub_id:
@@ -72,21 +88,31 @@ class HubSource:
     def describe(self) -> str:
         return f"hub:{self.task.hub_id}"
 
+    def where(self, split: str, lang: str) -> tuple[str, str, str] | None:
+        """(dataset id, config, split name) holding `split` of `lang`, or None when the hub has no such split."""
+        source = self.task.source_hub
+        if source is not None and lang == self.task.source_language:
+            name = source["splits"].get(split)
+            return (source["id"], source.get("config"), name) if name else None
+        name = self.task.hub_splits.get(split)
+        return (self.task.hub_id, (self.task.hub_config or "{lang}").format(lang=lang), name) if name else None
+
     def has(self, split: str, lang: str) -> bool:
-        return split in self.task.hub_splits
+        return self.where(split, lang) is not None
 
     def load(self, split: str, lang: str) -> datasets.Dataset:
         self.task.check_language(lang)
-        if split not in self.task.hub_splits:
-            raise XrobustError(f"task '{self.task.name}' has no split {split!r} on the hub")
-        config = (self.task.hub_config or "{lang}").format(lang=lang)
-        rows = datasets.load_dataset(self.task.hub_id, config, split=self.task.hub_splits[split])
-        missing = [c for c in (*self.task.text_fields, "label") if c not in rows.column_names]
+        where = self.where(split, lang)
+        if where is None:
+            raise XrobustError(f"task '{self.task.name}' has no split {split!r} for {lang!r} on the hub")
+        dataset, config, name = where
+        rows = datasets.load_dataset(dataset, config, split=name)
+        missing = [c for c in (*self.task.input_fields, "label") if c not in rows.column_names]
         if missing:
-            raise XrobustError(f"{self.task.hub_id}/{config}: missing column(s) {missing}")
+            raise XrobustError(f"{dataset}/{config}: missing column(s) {missing}")
         if any(label < 0 for label in rows["label"]):
-            raise XrobustError(f"{self.task.hub_id}/{config} split {split!r} has no labels: cannot evaluate on it")
-        rows = rows.select_columns([*self.task.text_fields, "label"])
+            raise XrobustError(f"{dataset}/{config} split {name!r} has no labels: cannot evaluate on it")
+        rows = rows.select_columns([*self.task.input_fields, "label"])
         rows = rows.add_column("id", list(range(len(rows))))
         return rows.add_column("lang", [lang] * len(rows))
 
@@ -98,6 +124,41 @@ def make_source(task: TaskSpec, local_dir: str | None) -> ExampleSource:
     if task.packaged:
         return PackagedSampleSource(task)
     return HubSource(task)
+
+
+def read_labelled_jsonl(path: Path, task: TaskSpec) -> dict[str, list]:
+    """JSON lines with the task's fields and a label; `idx` (the item in a parallel set) becomes the id."""
+    fields = task.input_fields
+    columns: dict[str, list] = {"id": [], **{name: [] for name in fields}, "label": []}
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            raise XrobustError(f"{where}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
+        except json.JSONDecodeError as err:
+            raise XrobustError(f"{where}: not a JSON object ({err.msg})") from None
+        if not isinstance(row, dict):
+            raise XrobustError(f"{where}: not a JSON object")
+        for name in fields:
+            value = row.get(name)
+            if not isinstance(value, str) or not value.strip():
+                raise XrobustError(f"{where}: missing or empty {name!r}")
+            columns[name].append(value)
+        if task.question_field and task.question_prompts and row[task.question_field] not in task.question_prompts:
+            raise XrobustError(
+                f"{where}: unknown {task.question_field} {row[task.question_field]!r} "
+                f"(allowed: {', '.join(task.question_prompts)})"
+            )
+        label = task.label_index(str(row.get("label", "")))
+        if label is None:
+            raise XrobustError(f"{where}: unknown label {row.get('label')!r} (allowed: 0-{len(task.label_names) - 1})")
+        columns["label"].append(label)
+        idx = row.get("idx", number - 1)
+        columns["id"].append(idx if isinstance(idx, int) else number - 1)
+    if not columns["label"]:
+        raise XrobustError(f"{path}: empty file, no examples")
+    return columns
 
 
 def read_labelled_tsv(path: Path, task: TaskSpec) -> dict[str, list]:

@@ -8,6 +8,7 @@ from typing import Any
 from xrobust.errors import XrobustError
 
 TASK_KINDS = ("pair", "multiple_choice")
+LOCAL_FORMATS = ("tsv", "jsonl")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,15 @@ class TaskSpec:
     hub_id: str | None = None
     hub_config: str | None = None
     hub_splits: dict[str, str] = field(default_factory=dict)
+    # English data from another hub dataset ({id, config, splits}), e.g. COPA for XCOPA, XNLI for AmericasNLI.
+    source_hub: dict[str, Any] | None = None
+    # Multiple choice: the context is text_fields[0] (plus the question's prompt), each choice one candidate.
+    choice_fields: tuple[str, ...] = ()
+    question_field: str | None = None
+    question_prompts: dict[str, str] = field(default_factory=dict)
+    local_format: str = "tsv"
+    # A glob for the English training files when they are several, e.g. XCOPA's train-en-from-*.jsonl.
+    local_train_files: str | None = None
 
     @classmethod
     def from_config(cls, cfg: Any) -> TaskSpec:
@@ -37,8 +47,6 @@ class TaskSpec:
             raise XrobustError(f"{where}: task.kind={raw['kind']!r}, expected one of {', '.join(TASK_KINDS)}")
         languages = tuple(raw["languages"])
         source = raw.get("source_language", "en")
-        if source not in languages:
-            raise XrobustError(f"{where}: task.source_language={source!r} is not in task.languages")
         if len(set(languages)) != len(languages):
             raise XrobustError(f"{where}: task.languages lists a language twice: {list(languages)}")
         labels = tuple(str(x) for x in raw["label_names"])
@@ -46,18 +54,44 @@ class TaskSpec:
         for alias, target in aliases.items():
             if target not in labels:
                 raise XrobustError(f"{where}: label alias {alias!r} points to unknown label {target!r}")
+        local_format = str(raw.get("local_format") or "tsv")
+        if local_format not in LOCAL_FORMATS:
+            raise XrobustError(f"{where}: task.local_format={local_format!r}, expected one of {LOCAL_FORMATS}")
+        text_fields = tuple(raw.get("text_fields") or ("premise", "hypothesis"))
+        choices = tuple(raw.get("choice_fields") or ())
+        if raw["kind"] == "multiple_choice":
+            if len(choices) < 2 or len(labels) != len(choices):
+                raise XrobustError(
+                    f"{where}: a multiple-choice task needs >= 2 task.choice_fields and one label name per choice"
+                )
+            if text_fields[0] in choices or any(c not in text_fields for c in choices):
+                raise XrobustError(f"{where}: task.text_fields must be the context field followed by the choices")
+        elif len(text_fields) != 2:
+            raise XrobustError(f"{where}: a pair task needs exactly two task.text_fields, got {list(text_fields)}")
+        source_hub = raw.get("source_hub")
+        if source_hub is not None:
+            source_hub = dict(source_hub)
+            if not source_hub.get("id") or not source_hub.get("splits"):
+                raise XrobustError(f"{where}: task.source_hub needs an id and splits")
+            source_hub["splits"] = dict(source_hub["splits"])
         return cls(
             name=str(raw["name"]),
             kind=str(raw["kind"]),
             label_names=labels,
             languages=languages,
             source_language=source,
-            text_fields=tuple(raw.get("text_fields") or ("premise", "hypothesis")),
+            text_fields=text_fields,
             label_aliases=aliases,
             packaged=bool(raw.get("packaged", False)),
             hub_id=raw.get("hub_id"),
             hub_config=raw.get("hub_config"),
             hub_splits=dict(raw.get("hub_splits") or {}),
+            source_hub=source_hub,
+            choice_fields=choices,
+            question_field=raw.get("question_field"),
+            question_prompts={str(k): str(v) for k, v in (raw.get("question_prompts") or {}).items()},
+            local_format=local_format,
+            local_train_files=raw.get("local_train_files"),
         )
 
     @property
@@ -74,8 +108,18 @@ class TaskSpec:
             return int(raw)
         return None
 
+    @property
+    def is_multiple_choice(self) -> bool:
+        return self.kind == "multiple_choice"
+
+    @property
+    def input_fields(self) -> tuple[str, ...]:
+        """Every column an example needs besides its label."""
+        return (*self.text_fields, self.question_field) if self.question_field else self.text_fields
+
     def check_language(self, lang: str) -> None:
-        if lang not in self.languages:
+        """The task's test languages and its source language (which need not be tested, e.g. XCOPA)."""
+        if lang not in self.languages and lang != self.source_language:
             raise XrobustError(
                 f"language {lang!r} is not part of task '{self.name}' (languages: {', '.join(self.languages)})"
             )

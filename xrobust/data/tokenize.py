@@ -22,6 +22,38 @@ def encode_pairs(batch: dict, tokenizer: PreTrainedTokenizerBase, task: TaskSpec
     return encoded
 
 
+def encode_choices(batch: dict, tokenizer: PreTrainedTokenizerBase, task: TaskSpec, max_length: int) -> dict:
+    """Multiple choice: each example becomes one (context + question prompt, choice) pair per choice.
+
+    Returns nested lists (example -> choice -> token ids), which `DataCollatorForMultipleChoice` pads into
+    (batch, choices, length) tensors.
+    """
+    context_field = task.text_fields[0]
+    n_choices = len(task.choice_fields)
+    contexts = []
+    for i, context in enumerate(batch[context_field]):
+        prompt = task.question_prompts.get(batch[task.question_field][i], "") if task.question_field else ""
+        contexts.append(f"{context} {prompt}".strip())
+    firsts = [context for context in contexts for _ in range(n_choices)]
+    seconds = [batch[field][i] for i in range(len(contexts)) for field in task.choice_fields]
+    flat = tokenizer(firsts, seconds, truncation=True, max_length=max_length)
+    full_lengths = [len(ids) for ids in tokenizer(firsts, seconds, truncation=False)["input_ids"]]
+    encoded = {
+        key: [values[i : i + n_choices] for i in range(0, len(firsts), n_choices)] for key, values in flat.items()
+    }
+    encoded["truncated"] = [
+        any(n > max_length for n in full_lengths[i : i + n_choices]) for i in range(0, len(firsts), n_choices)
+    ]
+    encoded["labels"] = batch["label"]
+    return encoded
+
+
+def encode_examples(batch: dict, tokenizer: PreTrainedTokenizerBase, task: TaskSpec, max_length: int) -> dict:
+    """The encoder for the task's kind."""
+    encode = encode_choices if task.is_multiple_choice else encode_pairs
+    return encode(batch, tokenizer, task, max_length)
+
+
 def tokenize_split(
     rows: datasets.Dataset,
     tokenizer: PreTrainedTokenizerBase,
@@ -39,7 +71,7 @@ def tokenize_split(
         cache_file = str(Path(cache_dir) / f"tokenized-{key}.arrow")
     keep = {"id", "lang"}
     return rows.map(
-        encode_pairs,
+        encode_examples,
         batched=True,
         fn_kwargs={"tokenizer": tokenizer, "task": task, "max_length": max_length},
         remove_columns=[c for c in rows.column_names if c not in keep],

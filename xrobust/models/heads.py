@@ -75,3 +75,46 @@ class EncoderClassifier(nn.Module):
         if labels is not None:
             loss = nn.functional.cross_entropy(logits.float().view(-1, self.num_labels), labels.view(-1))
         return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+class EncoderMultipleChoice(nn.Module):
+    """Multiple choice over an `EncoderClassifier` with one output: score each (context, choice) pair, then
+    softmax over the choices, as transformers' `*ForMultipleChoice` heads do for encoder-only models."""
+
+    supports_gradient_checkpointing = True
+
+    def __init__(self, scorer: EncoderClassifier):
+        super().__init__()
+        if scorer.num_labels != 1:
+            raise ValueError("the choice scorer must have a single output")
+        self.scorer = scorer
+        self.config = scorer.config
+
+    @property
+    def name_or_path(self) -> str:
+        return self.scorer.name_or_path
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.scorer.get_input_embeddings()
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs: Any) -> None:
+        self.scorer.gradient_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> SequenceClassifierOutput:
+        shaped = input_ids if input_ids is not None else inputs_embeds
+        batch, choices = shaped.shape[:2]
+        flat = {
+            "input_ids": input_ids.flatten(0, 1) if input_ids is not None else None,
+            "attention_mask": attention_mask.flatten(0, 1) if attention_mask is not None else None,
+            "inputs_embeds": inputs_embeds.flatten(0, 1) if inputs_embeds is not None else None,
+        }
+        logits = self.scorer(**flat).logits.view(batch, choices)
+        loss = nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)

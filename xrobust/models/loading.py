@@ -97,8 +97,12 @@ def load_classifier(
     weights: bool = True,
     use_safetensors: bool | None = None,
     dtype: Any = "float32",
+    multiple_choice: bool = False,
 ) -> nn.Module:
     """A sequence classifier with `num_labels` outputs, LoRA-wrapped when `finetune.method == "lora"`.
+
+    multiple_choice=True: a multiple-choice model instead (`AutoModelForMultipleChoice`, or the encoder head
+    scoring each choice), taking (batch, choices, length) inputs and returning (batch, choices) logits.
 
     weights=True loads `pretrained` (hub id or folder) with its own config.json; `architecture`, when given, is
     then only checked against it (same model_type and size). weights=False builds `architecture` (or
@@ -129,11 +133,10 @@ def load_classifier(
         if uses_encoder_head(config):
             encoder_cls = getattr(transformers, ENCODER_HEAD_CLASSES[config.model_type])
             encoder = encoder_cls.from_pretrained(str(pretrained), use_safetensors=use_safetensors, **load_kwargs)
-            model = _encoder_classifier(encoder, labels)
+            model = _encoder_classifier(encoder, labels, multiple_choice)
         else:
-            model = transformers.AutoModelForSequenceClassification.from_pretrained(
-                str(pretrained), use_safetensors=use_safetensors, **labels, **load_kwargs
-            )
+            auto = _auto_class(transformers, multiple_choice)
+            model = auto.from_pretrained(str(pretrained), use_safetensors=use_safetensors, **labels, **load_kwargs)
     else:
         config = load_config(pretrained, architecture=architecture, trust_remote_code=trust_remote_code, **labels)
         if uses_encoder_head(config):
@@ -141,15 +144,23 @@ def load_classifier(
             encoder = encoder_cls._from_config(
                 config, **{k: v for k, v in load_kwargs.items() if k != "trust_remote_code"}
             )
-            model = _encoder_classifier(encoder, labels)
+            model = _encoder_classifier(encoder, labels, multiple_choice)
         else:
-            model = transformers.AutoModelForSequenceClassification.from_config(config, **load_kwargs)
+            model = _auto_class(transformers, multiple_choice).from_config(config, **load_kwargs)
     return apply_finetune(model, finetune, config.model_type)
 
 
-def _encoder_classifier(encoder: nn.Module, labels: dict[str, Any]) -> nn.Module:
-    from xrobust.models.heads import EncoderClassifier
+def _auto_class(transformers, multiple_choice: bool):
+    return (
+        transformers.AutoModelForMultipleChoice if multiple_choice else transformers.AutoModelForSequenceClassification
+    )
 
+
+def _encoder_classifier(encoder: nn.Module, labels: dict[str, Any], multiple_choice: bool = False) -> nn.Module:
+    from xrobust.models.heads import EncoderClassifier, EncoderMultipleChoice
+
+    if multiple_choice:
+        return EncoderMultipleChoice(EncoderClassifier(encoder, num_labels=1))
     for key in ("id2label", "label2id"):
         if key in labels:
             setattr(encoder.config, key, labels[key])
@@ -231,3 +242,21 @@ def transformer_layer_classes(
     if not classes:
         raise XrobustError(f"found no transformer layer classes in {type(model).__name__} to wrap")
     return classes
+
+
+def export_encoder(model: nn.Module, tokenizer: Any, folder: str | Path) -> Path:
+    """Save the fine-tuned encoder without its task head (LoRA merged in), loadable as the next stage's
+    `pretrained`: intermediate-task training hands the encoder on and the next task gets a fresh head."""
+    from peft import PeftModel
+
+    from xrobust.models.heads import EncoderClassifier, EncoderMultipleChoice
+
+    if isinstance(model, PeftModel):
+        model = model.merge_and_unload()
+    if isinstance(model, EncoderMultipleChoice):
+        model = model.scorer
+    encoder = model.encoder if isinstance(model, EncoderClassifier) else model.base_model
+    folder = Path(folder)
+    encoder.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

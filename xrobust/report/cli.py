@@ -1,8 +1,8 @@
 """`xrobust-report SWEEP [--out DIR] [--wandb] [--n-boot 2000] [--seed 0]`: tables, size differences, figures.
 
 Writes into DIR (default SWEEP/report): results_tidy.csv, results.md, size_diff.csv, size_diff.md,
-heatmap.png, size_diff.png; prints the markdown tables. A folder without results.json, or a results.json
-that cannot be read, gets one line on stderr and exit status 2.
+heatmap.png, size_diff.png, and groups.md for jobs run as a task group; prints the markdown tables.
+A folder without results.json, or a results.json that cannot be read, gets one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from xrobust.errors import XrobustError
 from xrobust.report.collect import collect
 from xrobust.report.compare import compare
+from xrobust.report.groups import group_markdown, group_scores
 from xrobust.report.plots import heatmap, size_diff_plot
 from xrobust.report.tables import (
     SIZE_DIFF_COLUMNS,
@@ -61,6 +62,11 @@ def report(args: argparse.Namespace) -> dict[str, Path]:
     files["results_md"].write_text(results_md, encoding="utf-8")
     files["heatmap"] = heatmap(jobs, out / "heatmap.png", args.baseline)
     print(results_md)
+    groups = group_scores(jobs)
+    if groups:
+        files["groups_md"] = out / "groups.md"
+        files["groups_md"].write_text(group_markdown(groups), encoding="utf-8")
+        print(group_markdown(groups))
 
     comparisons, notes = compare(jobs, n_boot=args.n_boot, seed=args.seed, baseline=args.baseline, level=LEVEL)
     diff_rows = size_diff_rows(comparisons)

@@ -40,6 +40,8 @@ class Job:
     n_examples: dict[str, int]
     majority_class_accuracy: dict[str, float | None]
     predictions_file: str | None
+    # {name, tasks} when the job ran as part of a task group (conf/task_group/).
+    task_group: dict[str, Any] | None = None
     _correct: dict[str, dict[int, tuple[int, bool]]] | None = field(default=None, repr=False)
 
     @property
@@ -149,7 +151,8 @@ def parse_results(path: Path, root: Path) -> Job:
     return Job(
         folder=folder,
         rel_folder=str(folder.relative_to(root)) if folder != root else ".",
-        task=str(data["task"]),
+        # An intermediate stage names the task "xnli-xcopa": a different experiment from plain xcopa.
+        task=str(data.get("task_label") or data["task"]),
         model=str(model["name"]),
         num_parameters=int(model["num_parameters"]),
         noise=str(noise["name"]),
@@ -159,7 +162,16 @@ def parse_results(path: Path, root: Path) -> Job:
         n_examples=dict(n_examples),
         majority_class_accuracy={lang: majority.get(lang) for lang in accuracy},
         predictions_file=data.get("predictions_file"),
+        task_group=_task_group(data.get("task_group"), path),
     )
+
+
+def _task_group(value: Any, path: Path) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value.get("name") or not isinstance(value.get("tasks"), list):
+        raise XrobustError(f"{path}: 'task_group' must be an object with a name and a list of tasks")
+    return {"name": str(value["name"]), "tasks": [str(t) for t in value["tasks"]]}
 
 
 def collect(root: Path) -> list[Job]:

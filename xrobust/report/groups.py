@@ -1,0 +1,92 @@
+"""Task-group scores, as XTREME-R scores a category: the mean over the group's tasks of each task's mean
+accuracy over its target languages, per model, noise and seed.
+
+`GroupScoreCallback` is a Hydra callback (conf/task_group/*.yaml) that writes group_scores.json in the sweep
+folder when the multirun ends; `xrobust-report` prints the same table for any sweep with grouped jobs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+
+from xrobust.errors import XrobustError
+from xrobust.report.collect import Job, collect
+from xrobust.report.tables import markdown_table
+
+GROUP_SCORES_FILE = "group_scores.json"
+
+
+def target_mean(job: Job) -> float:
+    targets = [acc for lang, acc in job.accuracy.items() if lang != job.source_language]
+    if not targets:
+        raise XrobustError(f"{job.folder}: no target-language accuracy to score")
+    return sum(targets) / len(targets)
+
+
+def group_scores(jobs: list[Job]) -> list[dict[str, Any]]:
+    """One row per (group, model, noise, seed); a setting that misses a task of its group says which."""
+    settings: dict[tuple, dict[str, Job]] = {}
+    members: dict[str, list[str]] = {}
+    for job in jobs:
+        if job.task_group is None:
+            continue
+        name = job.task_group["name"]
+        members.setdefault(name, job.task_group["tasks"])
+        settings.setdefault((name, job.model, job.noise, job.seed), {})[job.task] = job
+    rows = []
+    for (name, model, noise, seed), by_task in sorted(settings.items()):
+        tasks = members[name]
+        means = {task: target_mean(by_task[task]) for task in tasks if task in by_task}
+        missing = [task for task in tasks if task not in by_task]
+        rows.append(
+            {
+                "group": name,
+                "model": model,
+                "noise": noise,
+                "seed": seed,
+                "tasks": means,
+                "missing": missing,
+                "score": sum(means.values()) / len(means) if not missing else None,
+            }
+        )
+    return rows
+
+
+def group_markdown(rows: list[dict[str, Any]]) -> str:
+    """Rows model x noise x seed, columns each task's target mean and the group score."""
+    out = []
+    for group in sorted({row["group"] for row in rows}):
+        mine = [row for row in rows if row["group"] == group]
+        tasks = sorted({task for row in mine for task in row["tasks"]} | {t for row in mine for t in row["missing"]})
+        header = ["model", "noise", "seed", *[f"{task} targets" for task in tasks], "group score"]
+        body = []
+        for row in mine:
+            cells = [f"{100 * row['tasks'][t]:.1f}" if t in row["tasks"] else "missing" for t in tasks]
+            score = f"{100 * row['score']:.1f}" if row["score"] is not None else "incomplete"
+            body.append([row["model"], row["noise"], str(row["seed"]), *cells, score])
+        out.append(f"Task group {group} (accuracy %, mean over target languages):\n")
+        out.append(markdown_table(header, body, ["l", "l", "r", *["r"] * (len(tasks) + 1)]))
+    return "\n".join(out)
+
+
+def write_group_scores(sweep: Path) -> Path | None:
+    """group_scores.json (and its table on stdout) for the grouped jobs below `sweep`; None when there are none."""
+    rows = group_scores(collect(sweep))
+    if not rows:
+        return None
+    path = Path(sweep) / GROUP_SCORES_FILE
+    path.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    print(group_markdown(rows))
+    print(f"group scores: {path}")
+    return path
+
+
+class GroupScoreCallback(Callback):
+    """Score the group once every job of the multirun has finished."""
+
+    def on_multirun_end(self, config, **kwargs: Any) -> None:
+        write_group_scores(Path(config.hydra.sweep.dir))
