@@ -20,6 +20,8 @@ class TaskSpec:
     label_names: tuple[str, ...]
     languages: tuple[str, ...]
     source_language: str = "en"
+    # False when the task has no source-language test set (XCOPA, AmericasNLI): then it is not in `languages`.
+    source_tested: bool = True
     text_fields: tuple[str, ...] = ("premise", "hypothesis")
     label_aliases: dict[str, str] = field(default_factory=dict)
     packaged: bool = False
@@ -47,6 +49,12 @@ class TaskSpec:
             raise XrobustError(f"{where}: task.kind={raw['kind']!r}, expected one of {', '.join(TASK_KINDS)}")
         languages = tuple(raw["languages"])
         source = raw.get("source_language", "en")
+        source_tested = bool(raw.get("source_tested", True))
+        if source_tested != (source in languages):
+            raise XrobustError(
+                f"{where}: task.source_language={source!r} must be in task.languages exactly when "
+                f"task.source_tested is true (it is {str(source_tested).lower()})"
+            )
         if len(set(languages)) != len(languages):
             raise XrobustError(f"{where}: task.languages lists a language twice: {list(languages)}")
         labels = tuple(str(x) for x in raw["label_names"])
@@ -80,6 +88,7 @@ class TaskSpec:
             label_names=labels,
             languages=languages,
             source_language=source,
+            source_tested=source_tested,
             text_fields=text_fields,
             label_aliases=aliases,
             packaged=bool(raw.get("packaged", False)),
