@@ -313,3 +313,36 @@ def test_console_script_and_wandb_offline(sweep, tmp_path):
     assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
     media = sorted(path.name.split("_0_")[0] for path in runs[0].glob("files/media/*/*"))
     assert media == ["heatmap", "results_tidy", "size_diff", "size_diff_plot"]
+
+
+def test_task_group_scores_are_the_mean_over_tasks_of_target_means(tmp_path, capsys):
+    from xrobust.report.groups import group_scores
+
+    root = tmp_path / "sweep"
+    group = {"name": "pair", "tasks": ["toy", "other"]}
+    write_job(root, SMALL, "none", 1, wrong_on(20), task_group=group)
+    other = write_job(root / "o", SMALL, "none", 1, wrong_on(30), task_group=group)
+    data = json.loads((other / "results.json").read_text())
+    (other / "results.json").write_text(json.dumps({**data, "task": "other"}))
+    write_job(root, BIG, "none", 1, wrong_on(10), task_group=group)
+    rows = {row["model"]: row for row in group_scores(collect(root))}
+    assert rows["small"]["score"] == pytest.approx((40 / 60 + 30 / 60) / 2)
+    assert rows["small"]["tasks"] == {"toy": pytest.approx(40 / 60), "other": pytest.approx(30 / 60)}
+    # A setting that misses a task of its group is reported as incomplete, never scored on what it has.
+    assert rows["big"]["score"] is None and rows["big"]["missing"] == ["other"]
+    code, out, _ = run_report([str(root), "--n-boot", "50"], capsys)
+    assert code == 0 and "Task group pair" in out and "incomplete" in out
+    assert (root / "report" / "groups.md").is_file()
+
+
+def test_generalized_results_get_their_own_table_with_the_training_cost_ratio(tmp_path, capsys):
+    root = tmp_path / "sweep"
+    matrix = {"en": {"en": 0.8, "de": 0.6}, "de": {"en": 0.5, "de": 0.7}}
+    general = {"languages": ["en", "de"], "matrix": matrix, "mean": 0.65, "mixed_pairs_mean": 0.55}
+    write_job(root, SMALL, "none", 1, wrong_on(20), generalized=general, wall_time_s={"train": 100.0})
+    write_job(root, SMALL, "adv", 1, wrong_on(20), generalized=general, wall_time_s={"train": 240.0})
+    code, out, _ = run_report([str(root), "--n-boot", "50"], capsys)
+    assert code == 0
+    lines = [line for line in out.splitlines() if line.startswith("| small |")]
+    assert "| small | none | 1 | 60.0 | 50.0 | 55.0 | 100 | 1.00 |" in lines
+    assert "| small | adv | 1 | 60.0 | 50.0 | 55.0 | 240 | 2.40 |" in lines

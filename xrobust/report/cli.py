@@ -19,6 +19,7 @@ from xrobust.report.plots import heatmap, size_diff_plot
 from xrobust.report.tables import (
     SIZE_DIFF_COLUMNS,
     TIDY_COLUMNS,
+    generalized_markdown,
     results_markdown,
     size_diff_markdown,
     size_diff_rows,
@@ -58,6 +59,9 @@ def report(args: argparse.Namespace) -> dict[str, Path]:
     files["results_tidy"] = out / "results_tidy.csv"
     write_csv(files["results_tidy"], tidy, TIDY_COLUMNS)
     results_md = results_markdown(jobs, args.baseline)
+    generalized_md = generalized_markdown(jobs, args.baseline)
+    if generalized_md:
+        results_md += "\n" + generalized_md
     files["results_md"] = out / "results.md"
     files["results_md"].write_text(results_md, encoding="utf-8")
     files["heatmap"] = heatmap(jobs, out / "heatmap.png", args.baseline)

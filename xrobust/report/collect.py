@@ -42,6 +42,9 @@ class Job:
     predictions_file: str | None
     # {name, tasks} when the job ran as part of a task group (conf/task_group/).
     task_group: dict[str, Any] | None = None
+    # results.json's generalized summary (languages, A x B matrix, means) when eval.generalized was on.
+    generalized: dict[str, Any] | None = None
+    train_seconds: float | None = None
     _correct: dict[str, dict[int, tuple[int, bool]]] | None = field(default=None, repr=False)
 
     @property
@@ -163,6 +166,8 @@ def parse_results(path: Path, root: Path) -> Job:
         majority_class_accuracy={lang: majority.get(lang) for lang in accuracy},
         predictions_file=data.get("predictions_file"),
         task_group=_task_group(data.get("task_group"), path),
+        generalized=data.get("generalized"),
+        train_seconds=(data.get("wall_time_s") or {}).get("train"),
     )
 
 

@@ -147,6 +147,39 @@ def results_markdown(jobs: list[Job], baseline: str = "none") -> str:
     return "\n\n".join(sections) + "\n"
 
 
+def generalized_markdown(jobs: list[Job], baseline: str = "none") -> str:
+    """Per task with generalized results: rows model x noise x seed, columns the mixed-language pairs (sentence 1
+    in A, sentence 2 in B) and their mean, then training wall time and its ratio to the baseline noise's."""
+    sections = []
+    for task in sorted({job.task for job in jobs if job.generalized}):
+        task_jobs = [job for job in jobs if job.task == task and job.generalized]
+        languages = task_jobs[0].generalized["languages"]
+        pairs = [(a, b) for a in languages for b in languages if a != b]
+        header = ["model", "noise", "seed", *(f"{a}-{b}" for a, b in pairs), "mixed mean", "train s", f"x {baseline}"]
+        rows = []
+        for model, _ in model_sizes(task_jobs):
+            for noise in noise_order([job.noise for job in task_jobs], baseline):
+                for job in sorted(
+                    (j for j in task_jobs if j.model == model and j.noise == noise), key=lambda j: j.seed
+                ):
+                    base = [j for j in task_jobs if (j.model, j.noise, j.seed) == (model, baseline, job.seed)]
+                    ratio = ""
+                    if base and base[0].train_seconds and job.train_seconds:
+                        ratio = f"{job.train_seconds / base[0].train_seconds:.2f}"
+                    matrix = job.generalized["matrix"]
+                    rows.append(
+                        [model, noise, str(job.seed), *(_pct(matrix[a][b]) for a, b in pairs)]
+                        + [_pct(job.generalized.get("mixed_pairs_mean")), f"{job.train_seconds or 0:.0f}", ratio]
+                    )
+        align = ["l", "l", "r", *("r" for _ in pairs), "r", "r", "r"]
+        sections.append(
+            f"## {task}: generalized setting, accuracy (%) with sentence 1 in A and sentence 2 in B (A-B)\n\n"
+            "Training wall time is as measured in the job (shared machines make it noisy).\n\n"
+            + markdown_table(header, rows, align)
+        )
+    return "\n\n".join(sections) + ("\n" if sections else "")
+
+
 def size_diff_rows(comparisons: list[Comparison]) -> list[dict]:
     """One row per comparison x (language or target_mean); fractions, not points."""
     rows = []
