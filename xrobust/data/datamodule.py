@@ -6,11 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import datasets
+import pyarrow.compute as pc
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
-from xrobust.data.sampling import EpochShuffleSampler
+from xrobust.data.sampling import EpochShuffleSampler, LengthGroupedSampler, LengthSortedSampler
 from xrobust.data.sources import make_source
 from xrobust.data.task import TaskSpec
 from xrobust.data.tokenize import MODEL_COLUMNS, encode_pairs, tokenize_split
@@ -41,6 +42,8 @@ class TransferDataModule(pl.LightningDataModule):
         trust_remote_code: bool = False,
         generalized: bool = False,
         generalized_languages: list[str] | None = None,
+        group_by_length: bool = False,
+        sort_eval_by_length: bool = False,
     ):
         super().__init__()
         self.task = task
@@ -56,6 +59,8 @@ class TransferDataModule(pl.LightningDataModule):
         self.seed = seed
         self.train_text_transform = train_text_transform
         self.generalized_languages = list(generalized_languages or task.languages) if generalized else []
+        self.group_by_length = group_by_length
+        self.sort_eval_by_length = sort_eval_by_length
         self.collate = DataCollatorWithPadding(self.tokenizer)
         self.train_rows: datasets.Dataset | None = None
         self.train_set: datasets.Dataset | None = None
@@ -143,15 +148,25 @@ class TransferDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         rows = self.train_set
+        if self.group_by_length:
+            # rs_da rewrites the text on the fly: the clean lengths are close enough to group by
+            sampler = LengthGroupedSampler(_lengths(self.train_set), self.batch_size, self.seed)
+        else:
+            sampler = EpochShuffleSampler(len(rows), self.seed)
         if self.train_text_transform is not None:
             rows = self._augmented_train_set(self.train_text_transform)
-        return self._loader(rows, self.batch_size, sampler=EpochShuffleSampler(len(rows), self.seed))
+        return self._loader(rows, self.batch_size, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, self.eval_batch_size)
+        return self._eval_loader(self.val_set)
 
     def test_dataloader(self) -> list[DataLoader]:
-        return [self._loader(rows, self.eval_batch_size) for rows in self.test_sets.values()]
+        return [self._eval_loader(rows) for rows in self.test_sets.values()]
+
+    def _eval_loader(self, rows: datasets.Dataset) -> DataLoader:
+        """Order does not matter to the results: accuracy is order-free and predictions carry their `id`."""
+        sampler = LengthSortedSampler(_lengths(rows)) if self.sort_eval_by_length else None
+        return self._loader(rows, self.eval_batch_size, sampler=sampler)
 
     def _loader(self, rows, batch_size: int, sampler=None) -> DataLoader:
         return DataLoader(
@@ -162,6 +177,11 @@ class TransferDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
+
+
+def _lengths(rows: datasets.Dataset) -> list[int]:
+    """Token count of every row, read from Arrow without decoding the ids."""
+    return pc.list_value_length(rows.with_format("arrow")["input_ids"]).to_pylist()
 
 
 def _count_truncated(rows: datasets.Dataset | None) -> int:
