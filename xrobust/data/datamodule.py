@@ -6,13 +6,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import datasets
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
 from xrobust.data.collate import make_collator
-from xrobust.data.sampling import EpochShuffleSampler
+from xrobust.data.sampling import EpochShuffleSampler, LengthGroupedSampler, LengthSortedSampler
 from xrobust.data.sources import make_source
 from xrobust.data.task import TaskSpec
 from xrobust.data.tokenize import MODEL_COLUMNS, encode_examples, tokenize_split
@@ -44,6 +46,8 @@ class TransferDataModule(pl.LightningDataModule):
         generalized: bool = False,
         generalized_languages: list[str] | None = None,
         with_test_sets: bool = True,
+        group_by_length: bool = False,
+        sort_eval_by_length: bool = False,
     ):
         super().__init__()
         self.task = task
@@ -63,6 +67,8 @@ class TransferDataModule(pl.LightningDataModule):
         if generalized and task.is_multiple_choice:
             raise XrobustError(f"eval.generalized needs a pair task; task '{task.name}' is multiple choice")
         self.generalized_languages = list(generalized_languages or task.languages) if generalized else []
+        self.group_by_length = group_by_length
+        self.sort_eval_by_length = sort_eval_by_length
         self.collate = make_collator(self.tokenizer, task.is_multiple_choice)
         self.train_rows: datasets.Dataset | None = None
         self.train_set: datasets.Dataset | None = None
@@ -150,15 +156,25 @@ class TransferDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         rows = self.train_set
+        if self.group_by_length:
+            # rs_da rewrites the text on the fly: the clean lengths are close enough to group by
+            sampler = LengthGroupedSampler(_lengths(self.train_set), self.batch_size, self.seed)
+        else:
+            sampler = EpochShuffleSampler(len(rows), self.seed)
         if self.train_text_transform is not None:
             rows = self._augmented_train_set(self.train_text_transform)
-        return self._loader(rows, self.batch_size, sampler=EpochShuffleSampler(len(rows), self.seed))
+        return self._loader(rows, self.batch_size, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, self.eval_batch_size)
+        return self._eval_loader(self.val_set)
 
     def test_dataloader(self) -> list[DataLoader]:
-        return [self._loader(rows, self.eval_batch_size) for rows in self.test_sets.values()]
+        return [self._eval_loader(rows) for rows in self.test_sets.values()]
+
+    def _eval_loader(self, rows: datasets.Dataset) -> DataLoader:
+        """Order does not matter to the results: accuracy is order-free and predictions carry their `id`."""
+        sampler = LengthSortedSampler(_lengths(rows)) if self.sort_eval_by_length else None
+        return self._loader(rows, self.eval_batch_size, sampler=sampler)
 
     def _loader(self, rows, batch_size: int, sampler=None) -> DataLoader:
         return DataLoader(
@@ -187,6 +203,14 @@ def split_by_item(rows: datasets.Dataset, fraction: float, seed: int) -> tuple[d
     keep = [i for i, item in enumerate(ids) if item not in held]
     out = [i for i, item in enumerate(ids) if item in held]
     return rows.select(keep), rows.select(out)
+
+
+def _lengths(rows: datasets.Dataset) -> list[int]:
+    """Token count of every row (of its longest choice for multiple choice), read from Arrow."""
+    ids = rows.with_format("arrow")["input_ids"]
+    if pa.types.is_list(ids.type.value_type):
+        return pc.list_value_length(pc.list_flatten(ids)).to_numpy().reshape(len(ids), -1).max(axis=1).tolist()
+    return pc.list_value_length(ids).to_pylist()
 
 
 def _count_truncated(rows: datasets.Dataset | None) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch.utils.data import Sampler
 
@@ -20,6 +22,52 @@ class EpochShuffleSampler(Sampler[int]):
     def __len__(self) -> int:
         return self.num_examples
 
+    def generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.num_examples, generator=generator).tolist())
+        return iter(torch.randperm(self.num_examples, generator=self.generator()).tolist())
+
+
+class LengthGroupedSampler(EpochShuffleSampler):
+    """Batches of similar length, so dynamic padding pads little; still random, and still fixed by (seed, epoch).
+
+    Like HF's `group_by_length`: shuffle, cut into mega-batches of `mega_batches` batches, sort each by length;
+    unlike it, the batches are then shuffled too, so an epoch does not run from long to short pairs. The one
+    partial batch, if any, stays last, where the DataLoader expects it.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, mega_batches: int = 50):
+        super().__init__(len(lengths), seed)
+        self.lengths = torch.as_tensor(lengths)
+        self.batch_size = batch_size
+        self.mega_batches = mega_batches
+
+    def __iter__(self):
+        generator = self.generator()
+        order = torch.randperm(self.num_examples, generator=generator)
+        mega = self.batch_size * self.mega_batches
+        batches = []
+        for start in range(0, self.num_examples, mega):
+            chunk = order[start : start + mega]
+            # stable, so equal lengths keep their shuffled order
+            chunk = chunk[torch.sort(self.lengths[chunk], descending=True, stable=True).indices]
+            batches.extend(chunk.split(self.batch_size))
+        if not batches:
+            return iter([])
+        partial = [batches.pop()] if len(batches[-1]) < self.batch_size else []
+        shuffled = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        return iter(torch.cat([*shuffled, *partial]).tolist())
+
+
+class LengthSortedSampler(Sampler[int]):
+    """Evaluation order, longest first: each batch holds pairs of nearly one length and the peak comes early."""
+
+    def __init__(self, lengths: Sequence[int]):
+        self.order = torch.sort(torch.as_tensor(lengths), descending=True, stable=True).indices.tolist()
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self):
+        return iter(self.order)

@@ -1,0 +1,75 @@
+"""The benchmarks run, report every field, and the xrobust and HF Trainer paths agree; no timing is asserted."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import levers, throughput
+from benchmarks.paths import Spec, run, step_examples, train_rate
+from benchmarks.rounds import markdown_table
+
+# The packaged sample (no ../shared/data needed), a few steps, a few examples per language, one thread.
+TINY = ["--data", "/nonexistent", "--steps", "3", "--warmup-steps", "1", "--rounds", "1"]
+TINY += ["--max-eval-examples", "8", "--threads", "1"]
+
+
+def test_step_sizes_and_rate():
+    assert step_examples(70, 32, 5) == [32, 32, 6, 32, 32]
+    assert train_rate([0.0, 1.0, 3.0], [32, 32, 32], warmup=1) == pytest.approx(64 / 3)
+    with pytest.raises(ValueError):
+        train_rate([1.0], [32], warmup=1)
+
+
+def test_agreement_tolerates_only_near_ties():
+    ours = {"predictions": {"de": {"1": 0, "2": 1}}, "target_mean": 0.5}
+    near_tie = {"predictions": {"de": {"1": 0, "2": 2}}, "margins": {"de": {"1": 3.0, "2": 1e-6}}, "target_mean": 0.5}
+    assert throughput.agreement(ours, near_tie, 1e-3) | {"max_margin_of_differing": 0} == {
+        "compared": 2,
+        "differ": 1,
+        "max_margin_of_differing": 0,
+        "accuracy_difference": 0.0,
+        "ok": True,
+    }
+    clear = {**near_tie, "margins": {"de": {"1": 3.0, "2": 0.5}}}
+    assert not throughput.agreement(ours, clear, 1e-3)["ok"]
+
+
+def test_markdown_table():
+    assert markdown_table(["a", "b"], [["1", "2"]]).splitlines() == ["| a | b |", "|---|---|", "| 1 | 2 |"]
+
+
+def test_same_weights_give_the_same_predictions_through_both_evaluation_paths(me5_dir, tmp_path):
+    """xrobust's evaluation (length-sorted, inference_mode) against the HF Trainer's, in this process."""
+    spec = Spec(task="sample", data_dir=None, test_split="test", steps=0, max_eval_examples=8, threads=1)
+    ours = run(Spec(**{**vars(spec), "save_model_dir": str(tmp_path)}))
+    reference = run(Spec(**{**vars(spec), "path": "hf", "model_dir": str(tmp_path)}))
+    ours, reference = json.loads(json.dumps(ours)), json.loads(json.dumps(reference))
+    assert ours["eval_examples"] == reference["eval_examples"] == 6 * 8
+    assert throughput.agreement(ours, reference, 1e-3)["ok"]
+    assert ours["accuracy"] == pytest.approx(reference["accuracy"], abs=1 / 8)
+
+
+@pytest.mark.slow
+def test_throughput_benchmark_runs_and_agrees(me5_dir, tmp_path, capsys):
+    out = tmp_path / "throughput.json"
+    assert throughput.main([*TINY, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| xrobust (defaults) |" in printed and "AGREE" in printed
+    report = json.loads(out.read_text())
+    assert set(report["summary"]) == {"xrobust", "hf", "pad128"}
+    for figures in report["summary"].values():
+        assert figures["train_examples_per_s"] > 0 and figures["eval_examples_per_s"] > 0
+        assert figures["peak_rss_mb"] > 0 and 0 <= figures["target_mean"] <= 1
+    assert report["agreement"]["ok"] and report["agreement"]["compared"] == 6 * 8
+
+
+@pytest.mark.slow
+def test_levers_benchmark_runs(me5_dir, tmp_path, capsys):
+    out = tmp_path / "levers.json"
+    assert levers.main([*TINY, "--out", str(out)]) == 0
+    assert "tokenization cache" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert set(report["levers"]) == {*levers.LEVERS, "defaults"}
+    assert report["tokenization_cache"]["first_s"] > 0
