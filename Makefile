@@ -44,11 +44,11 @@ report: setup
 	if [ -z "$$sweep" ]; then echo "make report: no sweep folder under multirun/ (run make sweep first)" >&2; exit 2; fi; \
 	$(BIN)/xrobust-report "$${sweep%/}"
 
-# xrobust against the HF Trainer and pad-to-128, then each speed lever alone (~15 min on 2 idle cores).
-# The README figures use the full size: see its Performance section.
-BENCH_ARGS ?= --steps 14 --max-eval-examples 128
+# xrobust against the HF Trainer and pad-to-128, then each speed lever alone (~20 min on 2 idle cores): the
+# README's Performance tables. BENCH_ARGS="--steps 47 --max-eval-examples 0" for one epoch and every dev item.
+BENCH_ARGS ?= --steps 16 --max-eval-examples 256
 bench: setup
-	$(BIN)/python -m benchmarks.throughput $(BENCH_ARGS) --rounds 3
+	$(BIN)/python -m benchmarks.throughput $(BENCH_ARGS) --rounds 2
 	$(BIN)/python -m benchmarks.levers $(BENCH_ARGS) --rounds 1
 
 bench-noise: setup
