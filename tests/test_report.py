@@ -346,3 +346,16 @@ def test_generalized_results_get_their_own_table_with_the_training_cost_ratio(tm
     lines = [line for line in out.splitlines() if line.startswith("| small |")]
     assert "| small | none | 1 | 60.0 | 50.0 | 55.0 | 100 | 1.00 |" in lines
     assert "| small | adv | 1 | 60.0 | 50.0 | 55.0 | 240 | 2.40 |" in lines
+
+
+def test_generalized_pairs_in_predictions_are_left_out_of_the_paired_statistics(sweep, capsys):
+    matrix = {"en": {"en": 0.5, "de": 0.5}, "de": {"en": 0.5, "de": 0.5}}
+    general = {"languages": ["en", "de"], "matrix": matrix, "mean": 0.5, "mixed_pairs_mean": 0.5}
+    for folder in sweep.iterdir():
+        results = json.loads((folder / "results.json").read_text())
+        (folder / "results.json").write_text(json.dumps({**results, "generalized": general}))
+        with open(folder / "predictions.tsv", "a") as handle:
+            handle.write("".join(f"en_de\t{i}\t0\t0\n" for i in range(N)))
+    code, out, err = run_report([str(sweep), "--n-boot", "50"], capsys)
+    assert code == 0, err
+    assert "en_de" not in out.split("generalized setting")[0]

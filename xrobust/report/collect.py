@@ -67,9 +67,16 @@ class Job:
                     f"{self.folder / RESULTS_FILE}: the job saved no predictions (eval.save_predictions=false); "
                     f"the size comparison pairs test items from {PREDICTIONS_FILE}"
                 )
-            self._correct = read_predictions(self.predictions_path)
+            self._correct = self._standard_only(read_predictions(self.predictions_path))
             self._check_predictions()
         return self._correct
+
+    def _standard_only(self, predictions: dict[str, dict]) -> dict[str, dict]:
+        """Drop the generalized setting's mixed pairs (`A_B`, see results.json's `generalized`): the paired
+        statistics compare the standard per-language test sets."""
+        languages = (self.generalized or {}).get("languages") or []
+        mixed = {f"{a}_{b}" for a in languages for b in languages if a != b}
+        return {lang: items for lang, items in predictions.items() if lang not in mixed}
 
     def _check_predictions(self) -> None:
         path = self.predictions_path
