@@ -130,7 +130,6 @@ def test_intermediate_stage_config_swaps_task_and_noise_and_merges_the_rest(tmp_
     assert cfg.noise.name == "rs_rp" and cfg.task.name == "xcopa"
 
 
-@pytest.mark.slow
 def test_intermediate_stage_then_target_stage(me5_dir, shared_data, tmp_path):
     overrides = [
         "task=xcopa",
