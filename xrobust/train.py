@@ -125,7 +125,7 @@ def run_intermediate_stage(cfg: DictConfig, pretrained: str, stage_dir: Path) ->
     stage_cfg = intermediate_stage_config(cfg, stage_dir)
     task = validate(stage_cfg)
     encoder_dir = stage_dir / "encoder"
-    digest = config_hash(stage_cfg) + "-" + config_hash(cfg.model)
+    digest = config_hash(stage_cfg)  # the stage config holds the model too
     marker = encoder_dir / STAGE_FILE
     if marker.is_file():
         record = json.loads(marker.read_text(encoding="utf-8"))
