@@ -17,6 +17,8 @@ from conftest import FAST, SHARED_DATA, compose_config
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from xrobust.data.datamodule import TransferDataModule
+from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
 from xrobust.noise import perturb
 from xrobust.noise.adversarial import AdversarialTraining
@@ -489,3 +491,64 @@ def test_same_seed_same_result(rs_da_runs):
     assert len(losses) == 2
     assert losses == train_losses(out2)
     assert first["accuracy"] == second["accuracy"]
+
+
+def test_generalized_and_perturbed_read_outs_end_to_end(tmp_path):
+    """Mixed-language pairs are scored as their own test sets and summarised as an A x B matrix; the perturbed
+    read-out gives one accuracy per language beside the clean one."""
+    overrides = [*E2E, "noise=none", "eval.generalized=true", "eval.generalized_languages=[en,de,zh]"]
+    results = run(compose_config([*overrides, "eval.perturbed=true"], output_dir=tmp_path))
+    general = results["generalized"]
+    assert general["languages"] == ["en", "de", "zh"]
+    assert general["matrix"]["de"]["de"] == results["accuracy"]["de"]
+    mixed = [general["matrix"][a][b] for a in "en de zh".split() for b in "en de zh".split() if a != b]
+    assert len(mixed) == 6 and general["mixed_pairs_mean"] == pytest.approx(sum(mixed) / 6)
+    assert general["excluded_items"] == {}
+    assert set(results["perturbed_accuracy"]) == set(results["accuracy"])
+    assert all(0 <= acc <= 1 for acc in results["perturbed_accuracy"].values())
+
+
+def paws_like_folder(folder, task, labels_de, labels_rest=(1, 0, 1, 0)):
+    """dev files for every PAWS-X language: German with labels_de, the others with labels_rest."""
+    folder.mkdir()
+    (folder / "train-en.tsv").write_text("a b\tb a\t1\nc d\td e\t0\n")
+    for lang in task.languages:
+        labels = labels_de if lang == "de" else labels_rest
+        rows = "".join(f"sentence {i} {lang}\tsatz {i} {lang}\t{label}\n" for i, label in enumerate(labels))
+        (folder / f"dev-{lang}.tsv").write_text(rows)
+    return folder
+
+
+def test_generalized_pairs_leave_out_items_the_two_languages_label_differently(me5_dir, tmp_path, caplog):
+    """PAWS-X's translations were relabelled: an item with two gold labels has none as a mixed pair."""
+    task = TaskSpec.from_config(compose_config(["task=pawsx"]).task)
+    folder = paws_like_folder(tmp_path / "pawsx", task, labels_de=[1, 1, 1, 0])
+    datamodule = TransferDataModule(
+        task,
+        str(me5_dir),
+        local_dir=str(folder),
+        test_split="dev",
+        generalized=True,
+        generalized_languages=["en", "de"],
+    )
+    datamodule.setup()
+    assert datamodule.raw_test_sets["en_de"]["id"] == [0, 2, 3]
+    assert datamodule.raw_test_sets["en_de"]["sentence2"] == ["satz 0 de", "satz 2 de", "satz 3 de"]
+    assert len(datamodule.raw_test_sets["de"]) == 4, "the standard setting keeps every item"
+    assert datamodule.generalized_excluded == {"en_de": 1, "de_en": 1}
+    assert "dev-en and dev-de give 1 of 4 items different labels" in caplog.text
+
+
+def test_generalized_setting_refuses_test_sets_with_different_items(me5_dir, tmp_path):
+    task = TaskSpec.from_config(compose_config(["task=pawsx"]).task)
+    folder = paws_like_folder(tmp_path / "pawsx", task, labels_de=[1, 0, 1])
+    datamodule = TransferDataModule(
+        task,
+        str(me5_dir),
+        local_dir=str(folder),
+        test_split="dev",
+        generalized=True,
+        generalized_languages=["en", "de"],
+    )
+    with pytest.raises(XrobustError, match="dev-en and dev-de hold different items"):
+        datamodule.setup()

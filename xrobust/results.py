@@ -99,8 +99,11 @@ def summarize_accuracy(
     return english, target_mean, gap
 
 
-def generalized_summary(languages: list[str], results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The A x B accuracy matrix (sentence 1 in A, sentence 2 in B; the diagonal is the standard setting)."""
+def generalized_summary(
+    languages: list[str], results: dict[str, dict[str, Any]], excluded: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """The A x B accuracy matrix (sentence 1 in A, sentence 2 in B; the diagonal is the standard setting), and
+    per mixed pair the items left out because A and B label them differently."""
     matrix = {a: {b: results[a if a == b else f"{a}_{b}"]["accuracy"] for b in languages} for a in languages}
     cells = [acc for row in matrix.values() for acc in row.values()]
     mixed = [matrix[a][b] for a in languages for b in languages if a != b]
@@ -109,6 +112,7 @@ def generalized_summary(languages: list[str], results: dict[str, dict[str, Any]]
         "matrix": matrix,
         "mean": sum(cells) / len(cells),
         "mixed_pairs_mean": sum(mixed) / len(mixed) if mixed else None,
+        "excluded_items": dict(excluded or {}),
     }
 
 

@@ -201,7 +201,9 @@ def collect_results(cfg, task, module, datamodule, trainer, digest, noise) -> di
         "transfer_gap": gap,
     }
     if datamodule.generalized_languages:
-        results["generalized"] = generalized_summary(datamodule.generalized_languages, module.test_results)
+        results["generalized"] = generalized_summary(
+            datamodule.generalized_languages, module.test_results, datamodule.generalized_excluded
+        )
     if module.test_perturbation is not None:
         perturbed = {lang: r["perturbed_accuracy"] for lang, r in standard.items()}
         results["perturbation"] = dict(module.test_perturbation)
