@@ -71,5 +71,5 @@ def test_levers_benchmark_runs(me5_dir, tmp_path, capsys):
     assert levers.main([*TINY, "--out", str(out)]) == 0
     assert "tokenization cache" in capsys.readouterr().out
     report = json.loads(out.read_text())
-    assert set(report["levers"]) == {*levers.LEVERS, "defaults"}
+    assert set(report["levers"]) == {*levers.LEVERS, *levers.OPT_IN, "defaults"}
     assert report["tokenization_cache"]["first_s"] > 0
