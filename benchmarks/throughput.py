@@ -14,7 +14,8 @@ Trainer's evaluation; every prediction must match, except where the reference's 
 --margin-tolerance (different padding and batch order change the logits by float rounding, ~1e-6, so only
 a near-tie may flip). Each path's own accuracy is reported too; with --epochs (full training instead of
 --steps) it is the accuracy comparison, and xrobust must reach at least the HF Trainer's target mean minus
---accuracy-tolerance.
+--accuracy-tolerance. `--override KEY=VALUE` changes the xrobust path only (an opt-in lever such as
+trainer.precision=bf16-mixed; lower precision moves logits by ~1e-2, so widen --margin-tolerance with it).
 """
 
 from __future__ import annotations
@@ -124,10 +125,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="one more xrobust run under torch.profiler: where the time goes"
     )
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="Hydra override for the xrobust path only, e.g. trainer.precision=bf16-mixed (repeatable)",
+    )
     args = parser.parse_args(argv)
 
     base = base_spec(args)
     specs = {label: replace(base, path=label) for label in PATHS}
+    specs["xrobust"] = replace(specs["xrobust"], overrides=list(args.override))
     with tempfile.TemporaryDirectory(prefix="xrobust-bench-weights-") as weights:
         results = alternate(specs, args.rounds, first_round={"xrobust": {"save_model_dir": weights}})
         print("agreement: xrobust's trained weights through the HF Trainer's evaluation", file=sys.stderr)
@@ -142,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         f"\nme5-small on {base.task} ({base.data_dir or 'packaged sample'}), batch {base.batch_size}, "
         f"max length {base.max_length}, seed {base.seed}, {training}, eval on the target languages "
         f"({results['xrobust'][0].get('eval_examples')} examples), {args.rounds} rounds, medians; {machine()}, "
-        f"torch threads {results['xrobust'][0]['torch_threads']}\n"
+        f"torch threads {results['xrobust'][0]['torch_threads']}"
+        + (f"; xrobust path with {' '.join(args.override)}" if args.override else "")
+        + "\n"
     )
     print(table(summary))
     print(
@@ -160,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     if args.profile:
-        profile = run_child(replace(base, profile=True))
+        profile = run_child(replace(specs["xrobust"], profile=True))
         print(f"\nxrobust training, by operator:\n{profile.get('train_profile')}")
         print(f"\nxrobust evaluation, by operator:\n{profile.get('eval_profile')}")
     if args.out:
