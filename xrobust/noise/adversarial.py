@@ -6,13 +6,13 @@ size alpha on the classification loss, each followed by projection back into the
 
 - `variant: pgd` (Madry et al. 2018): the ascent gradients are taken w.r.t. delta only (`torch.autograd.grad`,
   so no parameter `.grad` is touched), the final delta is detached, and the returned loss is
-  `clean_weight * L(e) + adv_weight * L(e + delta_K)`. The default clean_weight=0 is Madry et al.'s min-max
-  objective; a clean term costs one more forward+backward per step.
+  `clean_weight * L(e) + adv_weight * L(e + delta_K)`. clean_weight=0 is Madry et al.'s min-max objective,
+  one forward+backward per step cheaper; the default 1 keeps the clean term (see conf/noise/adv.yaml).
 - `variant: freelb` (Zhu et al. 2020): parameter gradients are averaged over the K ascent steps. Lightning's
   automatic optimisation zeroes gradients after `training_step` and then calls backward on what it returned,
   so instead of accumulating `.grad` by hand the method returns `mean_t L(e + delta_t)` with every delta_t
   detached: its backward is exactly FreeLB's accumulated gradient (each step's graph is kept until then).
-  FreeLB proper has no separate clean term (clean_weight=0, the default).
+  FreeLB proper has no separate clean term: noise.clean_weight=0.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ class AdversarialTraining(NoiseMethod):
         name: str = "adv",
         variant: str = "pgd",
         norm: str = "l2",
-        eps: float = 0.5,
-        alpha: float = 0.3,
+        eps: float = 0.1,
+        alpha: float = 0.06,
         steps: int = 2,
         random_start: bool = True,
-        clean_weight: float = 0.0,
+        clean_weight: float = 1.0,
         adv_weight: float = 1.0,
         seed: int = 1,
     ):
