@@ -94,13 +94,14 @@ def summarise(results: dict[str, list]) -> dict[str, dict]:
     return {label: {key: median(runs, key) for key in keys} for label, runs in results.items()}
 
 
-def table(summary: dict[str, dict]) -> str:
+def table(summary: dict[str, dict], overrides: list[str] = ()) -> str:
     hf, pad = summary["hf"], summary["pad128"]
+    names = PATHS | ({"xrobust": f"xrobust ({' '.join(overrides)})"} if overrides else {})
     rows = []
     for label, s in summary.items():
         rows.append(
             [
-                PATHS[label],
+                names[label],
                 fmt(s["train_examples_per_s"]),
                 fmt(s["eval_examples_per_s"]),
                 fmt(s["train_padded_per_example"], ".0f"),
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         + (f"; xrobust path with {' '.join(args.override)}" if args.override else "")
         + "\n"
     )
-    print(table(summary))
+    print(table(summary, args.override))
     print(
         f"\nsame weights, two evaluation paths: {agree['compared'] - agree['differ']}/{agree['compared']} "
         f"predictions identical; {agree['differ']} differ, largest reference margin among them "
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             "agreement": agree,
             "accuracy_gap": accuracy_gap,
             "accuracy_ok": accuracy_ok if base.epochs else None,
-            "table": table(summary),
+            "table": table(summary, args.override),
             "runs": compact(results),
         }
         args.out.write_text(json.dumps(payload, indent=2) + "\n")
