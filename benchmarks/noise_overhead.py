@@ -2,15 +2,16 @@
 
     .venv/bin/python benchmarks/noise_overhead.py [--rounds 5] [--batch-size 32] [--max-length 128]
 
-One real me5-small (12 layers, all 118M parameters trained, as the default config does), one AdamW, and the
-same batches for every method: XNLI's English training pairs (../shared/data/xnli/train-en.tsv) when present,
-else the packaged sample, dynamically padded. A step is what a training step costs the run: collating the
-batch (for rs_da also rewriting and tokenizing its text, which the real pipeline does on the fly), the
-method's `training_loss`, backward, gradient clipping and the AdamW step. Methods alternate within each
-round (order rotated every round) so drifting machine load hits them all alike; the table shows the median
-wall-clock step, its ratio to `none`'s median, the median of the per-round ratios, and the median process CPU
-time per step (less sensitive to other jobs on a shared machine) with its ratio. Every method is built from
-its conf/noise/*.yaml defaults. rs_rp is compared with num_samples=1; num_samples=2 is reported without a target.
+One real me5-small (12 layers; all 118M parameters trained, or with --freeze-embeddings the default config's
+setting), one AdamW, and the same batches for every method: XNLI's English training pairs
+(../shared/data/xnli/train-en.tsv) when present, else the packaged sample, dynamically padded. A step is what a
+training step costs the run: collating the batch (for rs_da also rewriting and tokenizing its text, which the
+real pipeline does on the fly), the method's `training_loss`, backward, gradient clipping and the AdamW step.
+Methods alternate within each round (order rotated every round) so drifting machine load hits them all alike; the
+table shows the median wall-clock step, its ratio to `none`'s median, the median of the per-round ratios, and the
+median process CPU time per step (less sensitive to other jobs on a shared machine) with its ratio. Every method
+is built from its conf/noise/*.yaml defaults. rs_rp is compared with num_samples=1; num_samples=2 is reported
+without a target.
 """
 
 from __future__ import annotations
