@@ -508,22 +508,16 @@ def test_generalized_and_perturbed_read_outs_end_to_end(tmp_path):
     assert all(0 <= acc <= 1 for acc in results["perturbed_accuracy"].values())
 
 
-def paws_like_folder(folder, task, labels_de, labels_rest=(1, 0, 1, 0)):
-    """dev files for every PAWS-X language: German with labels_de, the others with labels_rest."""
+def paws_like_datamodule(me5_dir, folder, labels_de, labels_rest=(1, 0, 1, 0)) -> TransferDataModule:
+    """PAWS-X dev files for every language (German with labels_de, the rest with labels_rest), generalized en/de."""
+    task = TaskSpec.from_config(compose_config(["task=pawsx"]).task)
     folder.mkdir()
     (folder / "train-en.tsv").write_text("a b\tb a\t1\nc d\td e\t0\n")
     for lang in task.languages:
         labels = labels_de if lang == "de" else labels_rest
         rows = "".join(f"sentence {i} {lang}\tsatz {i} {lang}\t{label}\n" for i, label in enumerate(labels))
         (folder / f"dev-{lang}.tsv").write_text(rows)
-    return folder
-
-
-def test_generalized_pairs_leave_out_items_the_two_languages_label_differently(me5_dir, tmp_path, caplog):
-    """PAWS-X's translations were relabelled: an item with two gold labels has none as a mixed pair."""
-    task = TaskSpec.from_config(compose_config(["task=pawsx"]).task)
-    folder = paws_like_folder(tmp_path / "pawsx", task, labels_de=[1, 1, 1, 0])
-    datamodule = TransferDataModule(
+    return TransferDataModule(
         task,
         str(me5_dir),
         local_dir=str(folder),
@@ -531,6 +525,11 @@ def test_generalized_pairs_leave_out_items_the_two_languages_label_differently(m
         generalized=True,
         generalized_languages=["en", "de"],
     )
+
+
+def test_generalized_pairs_leave_out_items_the_two_languages_label_differently(me5_dir, tmp_path, caplog):
+    """PAWS-X's translations were relabelled: an item with two gold labels has none as a mixed pair."""
+    datamodule = paws_like_datamodule(me5_dir, tmp_path / "pawsx", labels_de=[1, 1, 1, 0])
     datamodule.setup()
     assert datamodule.raw_test_sets["en_de"]["id"] == [0, 2, 3]
     assert datamodule.raw_test_sets["en_de"]["sentence2"] == ["satz 0 de", "satz 2 de", "satz 3 de"]
@@ -540,15 +539,6 @@ def test_generalized_pairs_leave_out_items_the_two_languages_label_differently(m
 
 
 def test_generalized_setting_refuses_test_sets_with_different_items(me5_dir, tmp_path):
-    task = TaskSpec.from_config(compose_config(["task=pawsx"]).task)
-    folder = paws_like_folder(tmp_path / "pawsx", task, labels_de=[1, 0, 1])
-    datamodule = TransferDataModule(
-        task,
-        str(me5_dir),
-        local_dir=str(folder),
-        test_split="dev",
-        generalized=True,
-        generalized_languages=["en", "de"],
-    )
+    datamodule = paws_like_datamodule(me5_dir, tmp_path / "pawsx", labels_de=[1, 0, 1])
     with pytest.raises(XrobustError, match="dev-en and dev-de hold different items"):
         datamodule.setup()
