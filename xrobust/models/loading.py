@@ -17,6 +17,7 @@ from typing import Any
 from torch import nn
 
 from xrobust.errors import XrobustError
+from xrobust.models.hub import hub_errors
 
 # Relative `model.architecture` paths are looked up from the working directory, then from the project root.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -127,18 +128,21 @@ def load_classifier(
         load_kwargs["dtype"] = dtype if dtype is not None else "auto"
         if pretrained is None:
             raise XrobustError("loading weights needs model.pretrained")
-        config = load_config(pretrained, trust_remote_code=trust_remote_code)
-        if architecture is not None:
-            _check_architecture(config, load_config(architecture=architecture), architecture)
-        if uses_encoder_head(config):
-            encoder_cls = getattr(transformers, ENCODER_HEAD_CLASSES[config.model_type])
-            encoder = encoder_cls.from_pretrained(str(pretrained), use_safetensors=use_safetensors, **load_kwargs)
-            model = _encoder_classifier(encoder, labels, multiple_choice)
-        else:
-            auto = _auto_class(transformers, multiple_choice)
-            model = auto.from_pretrained(str(pretrained), use_safetensors=use_safetensors, **labels, **load_kwargs)
+        with hub_errors(pretrained):
+            config = load_config(pretrained, trust_remote_code=trust_remote_code)
+            if architecture is not None:
+                _check_architecture(config, load_config(architecture=architecture), architecture, pretrained)
+            if uses_encoder_head(config):
+                encoder_cls = getattr(transformers, ENCODER_HEAD_CLASSES[config.model_type])
+                encoder = encoder_cls.from_pretrained(str(pretrained), use_safetensors=use_safetensors, **load_kwargs)
+                model = _encoder_classifier(encoder, labels, multiple_choice)
+            else:
+                auto = _auto_class(transformers, multiple_choice)
+                model = auto.from_pretrained(str(pretrained), use_safetensors=use_safetensors, **labels, **load_kwargs)
     else:
-        config = load_config(pretrained, architecture=architecture, trust_remote_code=trust_remote_code, **labels)
+        field = "model.pretrained" if architecture is None else "model.architecture"
+        with hub_errors(pretrained if architecture is None else architecture, field):
+            config = load_config(pretrained, architecture=architecture, trust_remote_code=trust_remote_code, **labels)
         if uses_encoder_head(config):
             encoder_cls = getattr(transformers, ENCODER_HEAD_CLASSES[config.model_type])
             encoder = encoder_cls._from_config(
@@ -167,12 +171,14 @@ def _encoder_classifier(encoder: nn.Module, labels: dict[str, Any], multiple_cho
     return EncoderClassifier(encoder, num_labels=labels["num_labels"])
 
 
-def _check_architecture(loaded, shipped, architecture) -> None:
+def _check_architecture(loaded, shipped, architecture, pretrained) -> None:
+    """The checkpoint is the model its config describes (the planner and results assume so)."""
     for key in ("model_type", "hidden_size", "num_hidden_layers", "vocab_size"):
         have, want = getattr(loaded, key, None), getattr(shipped, key, None)
         if have != want:
             raise XrobustError(
-                f"model.architecture={str(architecture)!r} says {key}={want!r}, the checkpoint's config.json {have!r}"
+                f"model.architecture={str(architecture)!r} says {key}={want!r}, the config.json of "
+                f"model.pretrained={str(pretrained)!r} {have!r}: another model? model.architecture=null loads it as is"
             )
 
 

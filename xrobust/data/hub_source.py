@@ -1,0 +1,142 @@
+"""Examples from a Hugging Face Hub dataset with one config per language (facebook/xnli, paws-x, ...).
+
+Only the split a run asks for is downloaded and prepared: `load_dataset(..., split=...)` alone would download and
+convert every split of the config (XNLI's 392k-row train split for every test language), so each split's files
+are named through `data_files` (the task's `hub_data_files` pattern), as datasets' docs do for a subset of files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import datasets
+
+from xrobust.data.task import TaskSpec, is_local_folder
+from xrobust.errors import XrobustError
+from xrobust.hub import HUB_ERRORS, hub_error_message
+
+LOCAL_FIX = "set data.local_dir=<folder of {split}-{lang} files>, or task.hub_id=<local copy in the Hub layout>"
+
+
+@dataclass(frozen=True)
+class HubSplit:
+    """Where one split of one language lives: dataset id (or local copy), config, split name, revision, files."""
+
+    dataset: str
+    config: str | None
+    split: str
+    revision: str | None
+    data_files: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}/{self.config}" if self.config else self.dataset
+
+
+class HubSource:
+    """A Hub dataset (or a local copy in its layout); `provenance` records what each loaded split came from.
+
+    A task's `source_hub` supplies its English splits from another dataset (COPA for XCOPA, XNLI for AmericasNLI).
+    """
+
+    def __init__(self, task: TaskSpec, cache_dir: str | None = None):
+        if not task.hub_id:
+            raise XrobustError(f"task '{task.name}' has no hub_id: set data.local_dir to a folder of TSV files")
+        self.task = task
+        self.cache_dir = cache_dir
+        self.provenance: dict[str, dict] = {}
+
+    def describe(self) -> str:
+        return f"hub:{self.task.hub_id}"
+
+    def where(self, split: str, lang: str) -> HubSplit | None:
+        """The Hub split holding `split` of `lang`, or None when the dataset has no such split."""
+        source = self.task.source_hub
+        if source is not None and lang == self.task.source_language:
+            dataset, config, names = source["id"], source.get("config"), source["splits"]
+            revision = source.get("revision")
+        else:
+            dataset, names, revision = self.task.hub_id, self.task.hub_splits, self.task.revision
+            config = (self.task.hub_config or "{lang}").format(lang=lang)
+        name = names.get(split)
+        if not name:
+            return None
+        files = self.task.hub_data_files.format(config=config or "", split=name).lstrip("/")
+        return HubSplit(str(dataset), config, name, None if is_local_folder(str(dataset)) else revision, files)
+
+    def has(self, split: str, lang: str) -> bool:
+        return self.where(split, lang) is not None
+
+    def load(self, split: str, lang: str) -> datasets.Dataset:
+        self.task.check_language(lang)
+        where = self.where(split, lang)
+        if where is None:
+            raise XrobustError(f"task '{self.task.name}' has no split {split!r} for {lang!r} on the hub")
+        rows, resolved = self._download(where)
+        self._check(rows, where)
+        self.provenance[f"{split}-{lang}"] = {
+            "dataset": where.dataset,
+            "config": where.config,
+            "split": where.split,
+            "revision": where.revision,
+            # The commit datasets loaded (from the Hub), or its hash of a local copy's files.
+            "resolved_revision": resolved,
+            "data_files": where.data_files,
+            "num_rows": len(rows),
+            "fingerprint": rows._fingerprint,
+        }
+        rows = rows.select_columns([*self.task.input_fields, "label"])
+        rows = rows.add_column("id", list(range(len(rows))))
+        return rows.add_column("lang", [lang] * len(rows))
+
+    def _download(self, where: HubSplit) -> tuple[datasets.Dataset, str | None]:
+        """Download and prepare this one split; any Hub failure becomes one line naming the repo and the fix."""
+        try:
+            builder = datasets.load_dataset_builder(
+                where.dataset,
+                where.config,
+                data_files={where.split: where.data_files},
+                revision=where.revision,
+                cache_dir=self.cache_dir,
+            )
+            builder.download_and_prepare()
+            return builder.as_dataset(split=where.split), builder.hash
+        except HUB_ERRORS as err:
+            detail = f"(config {where.config}, split {where.split}, files {where.data_files})"
+            if is_local_folder(where.dataset):
+                cause = " ".join(str(err).split())
+                raise XrobustError(
+                    f"could not read the local copy {where.dataset} {detail}: {cause}; it needs the Hub layout "
+                    "(a README.md listing its configs, the split's files matching task.hub_data_files)"
+                ) from None
+            message = hub_error_message(where.dataset, err, local_fix=LOCAL_FIX, revision=where.revision, detail=detail)
+            raise XrobustError(message) from None
+        except RuntimeError as err:
+            if "scripts are no longer supported" not in str(err):
+                raise
+            raise XrobustError(
+                f"{where.dataset} at revision {where.revision} still holds a loading script, which datasets no longer "
+                "runs: set task.revision=null (the newest commit) or a later commit holding Parquet files"
+            ) from None
+
+    def _check(self, rows: datasets.Dataset, where: HubSplit) -> None:
+        """Columns, label order and labels present, so a changed or mislabelled repo stops the run up front."""
+        missing = [c for c in (*self.task.input_fields, "label") if c not in rows.column_names]
+        if missing:
+            raise XrobustError(f"{where.name}: missing column(s) {missing} (has {rows.column_names})")
+        label = rows.features["label"]
+        if isinstance(label, datasets.ClassLabel):
+            order = [self.task.label_index(name) for name in label.names]
+            if order != list(range(len(self.task.label_names))):
+                raise XrobustError(
+                    f"{where.name}: its labels {label.names} do not map in order onto task.label_names "
+                    f"{list(self.task.label_names)}"
+                )
+        if any(value is None or value < 0 for value in rows["label"]):
+            raise XrobustError(f"{where.name} split {where.split!r} has no labels: cannot train or evaluate on it")
+        question = self.task.question_field
+        if question and self.task.question_prompts:
+            unknown = sorted(set(rows[question]) - set(self.task.question_prompts))
+            if unknown:
+                allowed = ", ".join(self.task.question_prompts)
+                raise XrobustError(f"{where.name}: unknown {question} {unknown[0]!r} (allowed: {allowed})")
