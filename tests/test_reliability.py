@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import ROOT, compose_config
+from pytorch_lightning.strategies import SingleDeviceStrategy
 
 from xrobust.callbacks import FiniteLossGuard, NonFiniteLoss
 from xrobust.results import atomic_write_text
@@ -125,6 +126,7 @@ def test_guard_refuses_nan_and_inf_only():
         optimizers = []
         global_step = 7
         current_epoch = 1
+        strategy = SingleDeviceStrategy(torch.device("cpu"))
 
     guard = FiniteLossGuard()
     guard.on_before_backward(FakeTrainer(), object(), torch.tensor(0.5))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from xrobust.data.task import TaskSpec
@@ -11,6 +13,7 @@ from xrobust.errors import XrobustError
 
 # The config tree; absolute, so the console scripts work from any directory.
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
 
 def _require(ok: bool, field: str, value, rule: str) -> None:
@@ -37,4 +40,23 @@ def validate(cfg: DictConfig) -> TaskSpec:
         cfg.data.test_split,
         "must differ from data.train_split: testing on trained items measures nothing",
     )
+    check_launch(cfg.trainer)
     return task
+
+
+def check_launch(trainer: DictConfig) -> None:
+    """Refuse a sweep on Hydra's basic launcher that would start several processes per job: Lightning relaunches
+    the command line for the other ranks, and each of them would start the whole sweep again on its own."""
+    if not HydraConfig.initialized():
+        return
+    hydra = HydraConfig.get()
+    if hydra.mode != RunMode.MULTIRUN or hydra.launcher.get("_target_") != BASIC_LAUNCHER:
+        return
+    devices = trainer.devices
+    one_device = devices in (1, "1") or (not isinstance(devices, int | str) and len(devices) == 1)
+    if not one_device or trainer.num_nodes != 1:
+        raise XrobustError(
+            f"a multirun (-m) with trainer.devices={devices} trainer.num_nodes={trainer.num_nodes} on Hydra's basic "
+            "launcher would start the sweep again on every rank; use hydra/launcher=slurm (one job per sweep "
+            "point, the ranks started by SLURM), or run each job on its own without -m, or set trainer.devices=1"
+        )

@@ -6,12 +6,16 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.strategies import ModelParallelStrategy
 from torchmetrics.classification import MulticlassAccuracy
 from transformers import get_linear_schedule_with_warmup
 
-from xrobust.models.loading import load_classifier, plain
+from xrobust import random_state
+from xrobust.models.loading import count_parameters, load_classifier, plain
 from xrobust.noise.base import NoiseMethod
 from xrobust.noise.perturb import sample_ball, token_mask
+from xrobust.predictions import Row, accuracy, gather_from_ranks, unique_by_id
+from xrobust.sharding import mixed_precision_policy, shard_model
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "LayerNorm.bias")
 
@@ -36,6 +40,7 @@ class TransferModule(pl.LightningModule):
         perturbed_eval: bool = False,
         test_perturbation: dict | None = None,
         multiple_choice: bool = False,
+        architecture: str | None = None,
     ):
         super().__init__()
         # Plain containers in hparams: a DictConfig there makes the checkpoints fail torch.load(weights_only=True).
@@ -51,6 +56,7 @@ class TransferModule(pl.LightningModule):
             trust_remote_code=trust_remote_code,
             finetune=finetune,
             multiple_choice=multiple_choice,
+            architecture=architecture,
         )
         # from_pretrained returns eval mode and Lightning keeps submodule modes as found: turn dropout back on.
         self.model.train()
@@ -58,17 +64,15 @@ class TransferModule(pl.LightningModule):
             self.model.gradient_checkpointing_enable()
         if freeze_embeddings:
             self.model.get_input_embeddings().weight.requires_grad_(False)
+        # Counted here, before any strategy wraps the model: FSDP1 flattens and ZeRO-3 empties what it shards.
+        self.num_parameters, self.trainable_parameters = count_parameters(self.model)
         self.noise = noise
         self.test_names = list(test_names)
         self.test_perturbation = dict(test_perturbation or {}) if perturbed_eval else None
         self.val_accuracy = MulticlassAccuracy(num_classes=num_labels, average="micro")
-        self.test_accuracy = torch.nn.ModuleList(
-            MulticlassAccuracy(num_classes=num_labels, average="micro") for _ in self.test_names
-        )
-        self.perturbed_accuracy = torch.nn.ModuleList(
-            MulticlassAccuracy(num_classes=num_labels, average="micro") for _ in self.test_names
-        )
-        self.test_predictions: dict[str, list[tuple[int, int, int]]] = {}
+        # Per test set, one row per item (after testing: from every rank, each item once); results come from these.
+        self.test_predictions: dict[str, list[Row]] = {}
+        self.perturbed_predictions: dict[str, list[Row]] = {}
         self.test_results: dict[str, dict[str, Any]] = {}
 
     @staticmethod
@@ -101,37 +105,47 @@ class TransferModule(pl.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self.test_predictions = {name: [] for name in self.test_names}
+        self.perturbed_predictions = {name: [] for name in self.test_names}
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         name = self.test_names[dataloader_idx]
-        predicted = self.predict_labels(batch)
-        metric = self.test_accuracy[dataloader_idx]
-        metric(predicted, batch["labels"])
-        self.log(f"test/acc/{name}", metric, batch_size=len(predicted), add_dataloader_idx=False)
-        self.test_predictions[name].extend(
-            zip(batch["id"].tolist(), batch["labels"].tolist(), predicted.tolist(), strict=True)
-        )
+        ids, gold = batch["id"].tolist(), batch["labels"].tolist()
+        self.test_predictions[name].extend(zip(ids, gold, self.predict_labels(batch).tolist(), strict=True))
         if self.test_perturbation is not None:
             seed = self.test_perturbation.get("seed", 0) * 1_000_003 + dataloader_idx * 10_007 + batch_idx
-            perturbed = self.perturbed_accuracy[dataloader_idx]
-            perturbed(self.predict_perturbed_labels(batch, seed), batch["labels"])
-            self.log(f"test/perturbed_acc/{name}", perturbed, batch_size=len(predicted), add_dataloader_idx=False)
+            perturbed = self.predict_perturbed_labels(batch, seed).tolist()
+            self.perturbed_predictions[name].extend(zip(ids, gold, perturbed, strict=True))
 
     def on_test_epoch_end(self) -> None:
+        """Gather every rank's rows once and count each item once; every rank ends with the same results."""
+        self.test_predictions = unique_by_id(gather_from_ranks(self.test_predictions))
+        perturbed = self.test_perturbation is not None
+        if perturbed:
+            self.perturbed_predictions = unique_by_id(gather_from_ranks(self.perturbed_predictions))
         self.test_results = {}
-        for index, name in enumerate(self.test_names):
-            result = {"accuracy": float(self.test_accuracy[index].compute()), "n": len(self.test_predictions[name])}
-            if self.test_perturbation is not None:
-                result["perturbed_accuracy"] = float(self.perturbed_accuracy[index].compute())
+        for name in self.test_names:
+            rows = self.test_predictions.get(name, [])
+            result = {"accuracy": accuracy(rows), "n": len(rows)}
+            if perturbed:
+                result["perturbed_accuracy"] = accuracy(self.perturbed_predictions.get(name, []))
             self.test_results[name] = result
+            # Identical on every rank (gathered), so the mean over ranks that sync_dist takes changes nothing.
+            self.log(f"test/acc/{name}", result["accuracy"], sync_dist=True)
+            if perturbed:
+                self.log(f"test/perturbed_acc/{name}", result["perturbed_accuracy"], sync_dist=True)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Dropout draws from the global generator: restoring it makes a resumed run match an uninterrupted one.
-        checkpoint["torch_rng_state"] = torch.get_rng_state()
+        # Every rank's dropout and noise streams (gathered: rank 0 alone may write), so resuming matches not stopping.
+        checkpoint["rank_random_states"] = random_state.gather(random_state.capture(self.noise, self.device))
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if "torch_rng_state" in checkpoint:
-            torch.set_rng_state(checkpoint["torch_rng_state"])
+        if "rank_random_states" in checkpoint:
+            random_state.restore_own(checkpoint["rank_random_states"], self.noise, self.device)
+
+    def configure_model(self) -> None:
+        # trainer=fsdp2: shard the model over the data-parallel mesh; other strategies wrap it themselves.
+        if isinstance(self.trainer.strategy, ModelParallelStrategy):
+            shard_model(self.model, self.device_mesh["data_parallel"], mixed_precision_policy(self.trainer.precision))
 
     def configure_optimizers(self):
         hp = self.hparams

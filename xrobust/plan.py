@@ -202,6 +202,8 @@ def parse_strategy(strategy: Any) -> tuple[str, str, bool]:
         target = str(strategy.get("_target_", "")).rsplit(".", 1)[-1]
         if target == "FSDPStrategy":
             return "fsdp", str(strategy.get("sharding_strategy") or "FULL_SHARD").upper(), False
+        if target == "FSDP2Strategy":  # trainer=fsdp2: per-layer fully_shard, full sharding, the same memory model
+            return "fsdp", "FULL_SHARD", False
         if target == "DDPStrategy":
             return "ddp", "", bool(strategy.get("gradient_as_bucket_view", False))
         if target == "DeepSpeedStrategy":
@@ -555,7 +557,7 @@ def candidates(setup: Setup) -> list[tuple[float, str, list[str], Setup]]:
                 (
                     2,
                     f"shard with FSDP over the same {setup.world} devices",
-                    ["trainer=fsdp", f"trainer.devices={setup.devices}"],
+                    ["trainer=fsdp2", f"trainer.devices={setup.devices}"],
                     replace(setup, strategy="fsdp", sharding="FULL_SHARD"),
                 )
             )
@@ -568,7 +570,7 @@ def candidates(setup: Setup) -> list[tuple[float, str, list[str], Setup]]:
             overrides = [f"trainer.devices={devices}", f"trainer.num_nodes={nodes}"]
             if not shards:
                 changed = replace(changed, strategy="fsdp", sharding="FULL_SHARD")
-                overrides = ["trainer=fsdp", *overrides]
+                overrides = ["trainer=fsdp2", *overrides]
             score = 2 + int(math.log2(world / setup.world))
             singles.append(
                 (score, f"{world} devices, sharded (effective batch x{world // setup.world})", overrides, changed)
@@ -582,7 +584,7 @@ def candidates(setup: Setup) -> list[tuple[float, str, list[str], Setup]]:
         for second in singles[i + 1 :]:
             if first[2][0].split("=")[0] == second[2][0].split("=")[0]:
                 continue  # two micro-batch sizes, or two device counts
-            if "trainer=fsdp" in first[2] and "trainer=fsdp" in second[2]:
+            if "trainer=fsdp2" in first[2] and "trainer=fsdp2" in second[2]:
                 continue
             merged = _merge(first[3], second[3], setup)
             pairs.append((first[0] + second[0], f"{first[1]} + {second[1]}", [*first[2], *second[2]], merged))

@@ -21,7 +21,8 @@ from xrobust.data.datamodule import TransferDataModule
 from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
 from xrobust.loggers import finish_run
-from xrobust.models.loading import count_parameters, export_encoder, resolve_pretrained
+from xrobust.models.export import export_from_ranks
+from xrobust.models.loading import resolve_pretrained
 from xrobust.module import TransferModule
 from xrobust.noise.base import NoiseMethod
 from xrobust.results import (
@@ -142,8 +143,8 @@ def run_intermediate_stage(cfg: DictConfig, pretrained: str, stage_dir: Path) ->
     record["config_hash"] = digest
     record["selected_val_acc"] = float(job.trainer.callback_metrics["val/acc"])
     record["encoder"] = str(encoder_dir)
+    export_from_ranks(job.trainer, job.module, job.datamodule.tokenizer, encoder_dir)  # every rank takes part
     if job.trainer.is_global_zero:
-        export_encoder(job.module.model, job.datamodule.tokenizer, encoder_dir)
         write_json(marker, record)
     job.trainer.strategy.barrier()
     finish_run(job.logger)
@@ -166,7 +167,7 @@ def collect_results(cfg, task, module, datamodule, trainer, digest, noise) -> di
     standard = {lang: r for lang, r in module.test_results.items() if lang in task.languages}
     accuracy = {lang: r["accuracy"] for lang, r in standard.items()}
     english, target_mean, gap = summarize_accuracy(accuracy, task.source_language)
-    total, trainable = count_parameters(module.model)
+    total, trainable = module.num_parameters, module.trainable_parameters
     checkpoint = trainer.checkpoint_callback
     best_score = checkpoint.best_model_score if checkpoint else None
     results = {
@@ -185,6 +186,7 @@ def collect_results(cfg, task, module, datamodule, trainer, digest, noise) -> di
         "seed": cfg.seed,
         "source_language": task.source_language,
         "data_source": datamodule.source_description,
+        "data_provenance": datamodule.data_provenance,
         "model_selection": {
             "on": datamodule.selection_source,
             "best_val_acc": float(best_score) if best_score is not None else None,

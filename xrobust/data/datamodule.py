@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,6 @@ import pyarrow.compute as pc
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
-from transformers import AutoTokenizer
 
 from xrobust.data.collate import make_collator
 from xrobust.data.sampling import EpochShuffleSampler, LengthGroupedSampler, LengthSortedSampler
@@ -20,6 +20,7 @@ from xrobust.data.sources import make_source
 from xrobust.data.task import TaskSpec
 from xrobust.data.tokenize import MODEL_COLUMNS, encode_examples, tokenize_split
 from xrobust.errors import XrobustError
+from xrobust.models.hub import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class TransferDataModule(pl.LightningDataModule):
     ):
         super().__init__()
         self.task = task
-        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, trust_remote_code=trust_remote_code)
+        self.tokenizer = load_tokenizer(tokenizer_path, trust_remote_code=trust_remote_code)
         self.local_dir = local_dir
         self.splits = {"train": train_split, "dev": dev_split, "test": test_split}
         self.val_fraction = val_fraction
@@ -63,6 +64,8 @@ class TransferDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
         self.cache_dir = str(Path(cache_dir) / "tokenized") if cache_dir else None
+        # Hub downloads go under paths.cache_dir too, beside the tokenization cache.
+        self.datasets_cache_dir = str(Path(cache_dir) / "datasets") if cache_dir else None
         self.seed = seed
         self.train_text_transform = train_text_transform
         # False for an intermediate training stage: it is fitted and selected, never tested.
@@ -82,6 +85,8 @@ class TransferDataModule(pl.LightningDataModule):
         self.raw_test_sets: dict[str, datasets.Dataset] = {}
         self.selection_source = ""
         self.source_description = ""
+        # Per loaded split ("test-de"): its files or Hub repo and revision, rows and fingerprint (results.json).
+        self.data_provenance: dict[str, dict] = {}
 
     @property
     def test_names(self) -> list[str]:
@@ -92,8 +97,9 @@ class TransferDataModule(pl.LightningDataModule):
         """Read and check every split up front, so bad input stops the run before any training."""
         if self.train_set is not None:
             return
-        source = make_source(self.task, self.local_dir)
+        source = make_source(self.task, self.local_dir, self.datasets_cache_dir)
         self.source_description = source.describe()
+        self.data_provenance = source.provenance
         english = self.task.source_language
         train_rows = source.load(self.splits["train"], english)
         if source.has(self.splits["dev"], english):
@@ -106,6 +112,8 @@ class TransferDataModule(pl.LightningDataModule):
             self.selection_source = f"{self.val_fraction:.0%} of {self.splits['train']}-{english} (seed {self.seed})"
         test_languages = self.task.languages if self.with_test_sets else ()
         self.raw_test_sets = {lang: source.load(self.splits["test"], lang) for lang in test_languages}
+        for lang, rows in self.raw_test_sets.items():
+            _check_unique_ids(rows, f"{self.splits['test']}-{lang}")
         for first in self.generalized_languages:
             for second in self.generalized_languages:
                 if first != second:
@@ -184,12 +192,18 @@ class TransferDataModule(pl.LightningDataModule):
         rows = self.train_set
         if self.group_by_length:
             # rs_da rewrites the text on the fly: the clean lengths are close enough to group by
-            sampler = LengthGroupedSampler(_lengths(self.train_set), self.batch_size, self.seed)
+            shard = self._data_parallel_shard()
+            sampler = LengthGroupedSampler(_lengths(self.train_set), self.batch_size, self.seed, **shard)
         else:
             sampler = EpochShuffleSampler(len(rows), self.seed)
         if self.train_text_transform is not None:
             rows = self._augmented_train_set(self.train_text_transform)
         return self._loader(rows, self.batch_size, sampler=sampler)
+
+    def _data_parallel_shard(self) -> dict[str, int]:
+        """This rank's share of the training data (num_replicas, rank), as the strategy gives samplers it."""
+        kwargs = self.trainer.distributed_sampler_kwargs if self.trainer is not None else None
+        return {"num_replicas": kwargs["num_replicas"], "rank": kwargs["rank"]} if kwargs else {}
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader(self.val_set)
@@ -237,6 +251,13 @@ def _lengths(rows: datasets.Dataset) -> list[int]:
     if pa.types.is_list(ids.type.value_type):
         return pc.list_value_length(pc.list_flatten(ids)).to_numpy().reshape(len(ids), -1).max(axis=1).tolist()
     return pc.list_value_length(ids).to_pylist()
+
+
+def _check_unique_ids(rows: datasets.Dataset, name: str) -> None:
+    """Test results count each item once by its id (a distributed sampler repeats items), so ids must be unique."""
+    repeated = [item for item, count in Counter(rows["id"]).items() if count > 1]
+    if repeated:
+        raise XrobustError(f"{name}: item id {repeated[0]} appears more than once; each test item needs its own id")
 
 
 def _count_truncated(rows: datasets.Dataset | None) -> int:

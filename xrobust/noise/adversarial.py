@@ -24,7 +24,7 @@ from torch import nn
 
 from xrobust.noise import perturb
 from xrobust.noise.base import NoiseMethod, as_float, as_int, one_of, require
-from xrobust.noise.random_perturbation import device_generator, split_embeddings
+from xrobust.noise.random_perturbation import RankGenerators, split_embeddings
 
 VARIANTS = ("pgd", "freelb")
 
@@ -61,17 +61,18 @@ class AdversarialTraining(NoiseMethod):
         self.adv_weight = as_float("adv_weight", adv_weight)
         require(self.adv_weight > 0, "adv_weight", adv_weight, "must be > 0 (adv_weight=0 is noise=none)")
         self.seed = as_int("seed", seed)
-        self._generators: dict[torch.device, torch.Generator] = {}
+        self.generators = RankGenerators(self.seed)
 
-    def _generator(self, device: torch.device) -> torch.Generator:
-        if device not in self._generators:
-            self._generators[device] = device_generator(self.seed + 7919 * perturb.process_rank(), device)
-        return self._generators[device]
+    def state_dict(self) -> dict[str, Any]:
+        return {"generators": self.generators.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generators.load_state_dict(state.get("generators", {}))
 
     def start(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if not self.random_start or self.eps == 0:
             return torch.zeros_like(embeds)
-        return perturb.sample_ball(embeds, mask, self.eps, self.norm, self._generator(embeds.device))
+        return perturb.sample_ball(embeds, mask, self.eps, self.norm, self.generators.get(embeds.device))
 
     def step(self, delta: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """One ascent step from delta along grad, projected back into the ball; detached."""

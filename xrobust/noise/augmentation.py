@@ -66,6 +66,14 @@ class SynonymTransform:
             self._rngs[worker] = random.Random(self.seed if plain else f"{self.seed}/{rank}/{worker}")
         return self._rngs[worker]
 
+    def state_dict(self) -> dict[int, tuple]:
+        """The streams of this process (worker -1); DataLoader worker processes keep theirs out of reach."""
+        return {worker: rng.getstate() for worker, rng in self._rngs.items()}
+
+    def load_state_dict(self, state: Mapping[int, tuple]) -> None:
+        for worker, rng_state in state.items():
+            self._rngs.setdefault(worker, random.Random()).setstate(rng_state)
+
     def fields(self, batch: Mapping[str, list]) -> list[str]:
         if self.text_fields is not None:
             return self.text_fields
@@ -108,6 +116,7 @@ class DataAugmentation(NoiseMethod):
         self.seed = as_int("seed", seed)
         self.neighbours: dict[str, list[str]] | None = None
         self.cache_file: str | None = None
+        self.transform: SynonymTransform | None = None
 
     # ------------------------------------------------------------------------------------------ set-up
 
@@ -134,7 +143,15 @@ class DataAugmentation(NoiseMethod):
             if self.source != "file":
                 raise XrobustError("noise=rs_da: setup(model, tokenizer, train_rows) must run before text_transform")
             self.neighbours = load_neighbour_file(Path(str(self.path)).expanduser())
-        return SynonymTransform(self.neighbours, self.text_fields, self.seed)
+        self.transform = SynonymTransform(self.neighbours, self.text_fields, self.seed)
+        return self.transform
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"transform": self.transform.state_dict()} if self.transform is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.transform is not None:
+            self.transform.load_state_dict(state.get("transform", {}))
 
     def params(self) -> dict[str, Any]:
         return {

@@ -41,6 +41,8 @@ class NoiseMethod:
     - `setup(model, tokenizer, train_rows)`: one-off preparation that needs the model or the raw training rows
       (a `datasets.Dataset` with the task's text fields), e.g. embedding neighbours of the training words.
     - `params()`: every hyper-parameter, recorded in results.json.
+    - `state_dict()` / `load_state_dict(state)`: the method's own random streams, kept in checkpoints (per rank)
+      so a resumed run draws the noise an uninterrupted one would.
     """
 
     name = "base"
@@ -59,3 +61,9 @@ class NoiseMethod:
 
     def params(self) -> dict[str, Any]:
         return {"name": self.name}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        return None

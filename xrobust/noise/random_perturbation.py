@@ -23,6 +23,27 @@ def device_generator(seed: int, device: torch.device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
+class RankGenerators:
+    """One generator per device, seeded apart per distributed rank (so ranks draw different noise), with its
+    state saved in checkpoints: a resumed run draws what an uninterrupted one would."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def get(self, device: torch.device) -> torch.Generator:
+        if device not in self._generators:
+            self._generators[device] = device_generator(self.seed + 7919 * perturb.process_rank(), device)
+        return self._generators[device]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {str(device): generator.get_state() for device, generator in self._generators.items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for device, generator_state in state.items():
+            self.get(torch.device(device)).set_state(generator_state)
+
+
 def split_embeddings(model: nn.Module, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
     """The input word embeddings (in the autograd graph of the embedding matrix) and the other inputs."""
     rest = {k: v for k, v in inputs.items() if k != "input_ids"}
@@ -61,7 +82,7 @@ class RandomPerturbation(NoiseMethod):
         self.num_test_samples = as_int("num_test_samples", num_test_samples)
         require(self.num_test_samples >= 1, "num_test_samples", num_test_samples, "must be >= 1")
         self.seed = as_int("seed", seed)
-        self._train_generators: dict[torch.device, torch.Generator] = {}
+        self.train_generators = RankGenerators(self.seed)
 
     def noise(self, embeds: torch.Tensor, attention_mask: torch.Tensor, generator=None) -> torch.Tensor:
         """One draw of the configured noise for a batch of embeddings (zero on padding)."""
@@ -70,17 +91,18 @@ class RandomPerturbation(NoiseMethod):
             embeds, mask, self.distribution, self.eps, self.norm, self.sigma, generator=generator
         )
 
-    def _train_generator(self, device: torch.device) -> torch.Generator:
-        if device not in self._train_generators:
-            self._train_generators[device] = device_generator(self.seed + 7919 * perturb.process_rank(), device)
-        return self._train_generators[device]
+    def state_dict(self) -> dict[str, Any]:
+        return {"train_generators": self.train_generators.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.train_generators.load_state_dict(state.get("train_generators", {}))
 
     def training_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         embeds, rest = split_embeddings(model, batch)
         if self.num_samples > 1:
             embeds = embeds.repeat_interleave(self.num_samples, dim=0)
             rest = perturb.repeat_batch(rest, self.num_samples)
-        delta = self.noise(embeds.detach(), rest["attention_mask"], self._train_generator(embeds.device))
+        delta = self.noise(embeds.detach(), rest["attention_mask"], self.train_generators.get(embeds.device))
         return model(inputs_embeds=embeds + delta, **rest).loss
 
     def predict(self, model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:

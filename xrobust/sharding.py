@@ -1,0 +1,54 @@
+"""FSDP2 (`trainer=fsdp2`): torch's per-parameter `fully_shard` through Lightning's ModelParallelStrategy.
+
+Each transformer layer is its own unit, the input embeddings another, the rest (position embeddings, head) the
+root. The embeddings are a unit of their own because the noise methods look them up outside the model's forward
+(`model.get_input_embeddings()(input_ids)`, then `model(inputs_embeds=...)`): inside the root unit, their
+gradient would arrive after the root had already reduce-scattered its gradients. `get_input_embeddings` is
+registered as an FSDP forward method of the root, so that lookup starts an FSDP pass like a forward does.
+"""
+
+from __future__ import annotations
+
+import torch
+from pytorch_lightning.strategies import ModelParallelStrategy
+from torch import nn
+from torch.distributed.device_mesh import DeviceMesh
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
+from transformers.modeling_layers import GradientCheckpointingLayer
+
+# trainer.precision -> the dtype FSDP2 gathers parameters in (they stay fp32 shards; gradients reduce in fp32).
+GATHER_DTYPES = {"bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16, "16-true": torch.float16}
+
+
+class FSDP2Strategy(ModelParallelStrategy):
+    """ModelParallelStrategy as plain FSDP2: one data-parallel mesh over every rank, no tensor parallelism, so
+    trainer.devices (also -1) and trainer.num_nodes alone decide the mesh."""
+
+    def __init__(self, **kwargs):
+        super().__init__(data_parallel_size="auto", tensor_parallel_size=1, **kwargs)
+
+    def setup_environment(self) -> None:
+        self._data_parallel_size = self.num_nodes * self.num_processes
+        super().setup_environment()
+
+
+def mixed_precision_policy(precision: str) -> MixedPrecisionPolicy:
+    """Gather in the training precision's low dtype and reduce gradients in fp32; fp32 throughout for 32-true."""
+    gather = GATHER_DTYPES.get(str(precision))
+    return MixedPrecisionPolicy(param_dtype=gather, reduce_dtype=torch.float32 if gather else None)
+
+
+def shard_model(model: nn.Module, mesh: DeviceMesh, policy: MixedPrecisionPolicy) -> nn.Module:
+    """Apply `fully_shard` to every transformer layer, the input embeddings, then the whole model; idempotent
+    (Lightning calls `configure_model` again for `trainer.test`)."""
+    if isinstance(model, FSDPModule):
+        return model
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    if not layers:
+        raise TypeError(f"found no transformer layers (GradientCheckpointingLayer) to shard in {type(model).__name__}")
+    for layer in layers:
+        fully_shard(layer, mesh=mesh, mp_policy=policy)
+    fully_shard(model.get_input_embeddings(), mesh=mesh, mp_policy=policy)
+    fully_shard(model, mesh=mesh, mp_policy=policy)
+    register_fsdp_forward_method(model, "get_input_embeddings")
+    return model
