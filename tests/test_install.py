@@ -40,8 +40,12 @@ def test_the_environment_meets_every_declared_requirement():
 
 def make_dry_run(*args: str) -> list[str]:
     """The lines `make -n` prints (the commands it would run), in an environment without HF_HUB_OFFLINE."""
-    env = {key: value for key, value in os.environ.items() if key != "HF_HUB_OFFLINE"}
-    out = subprocess.run(["make", "-n", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    # Nor the parent make's variables: under `make test` a nested make prints "Entering directory" lines.
+    inherited = ("HF_HUB_OFFLINE", "MAKEFLAGS", "MAKELEVEL", "MFLAGS")
+    env = {key: value for key, value in os.environ.items() if key not in inherited}
+    out = subprocess.run(
+        ["make", "--no-print-directory", "-n", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
     return [line for line in out.stdout.splitlines() if line.strip()]
 
 
