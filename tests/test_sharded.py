@@ -125,6 +125,8 @@ def train_losses(run_dir: Path) -> dict[int, str]:
         return {int(row["step"]): row["train/loss"] for row in csv.DictReader(handle) if row.get("train/loss")}
 
 
+# The slowest test of the suite (~2 min: three 2-rank runs); `make test-all` runs it.
+@pytest.mark.slow
 def test_ddp_killed_then_resumed_ends_as_an_uninterrupted_run(tiny, small_data, tmp_path):
     """Both ranks' own dropout and noise streams come back from the checkpoint: with rs_rp on, a 2-rank run
     killed after its first epoch and resumed takes the uninterrupted run's steps, loss for loss, and ends with
