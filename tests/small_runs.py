@@ -4,6 +4,7 @@ size, and the command line of a run on them."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -49,3 +50,12 @@ def overrides(pretrained: Path, data: Path, *extra: str) -> list[str]:
 
 def env() -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+
+
+def wait_for(condition, proc, timeout: float = 300) -> None:
+    """Poll until `condition()` holds while the process `proc` still runs (e.g. a checkpoint appears)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, "the run ended before the awaited moment"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)

@@ -14,6 +14,7 @@ import pytest
 import torch
 from conftest import ROOT, compose_config
 from pytorch_lightning.strategies import SingleDeviceStrategy
+from small_runs import wait_for
 
 from xrobust.callbacks import FiniteLossGuard, NonFiniteLoss
 from xrobust.results import atomic_write_text
@@ -41,14 +42,6 @@ def start(args: list[str], run_dir: Path, log: Path) -> subprocess.Popen:
             stderr=subprocess.STDOUT,
             env=env,
         )
-
-
-def wait_for(condition, proc: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert proc.poll() is None, "the run ended before the awaited moment"
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 def finish(args: list[str], run_dir: Path, log: Path) -> subprocess.CompletedProcess:

@@ -10,13 +10,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import ROOT
-from small_runs import LANGUAGES, ODD_TEST_SIZE, env, overrides, small_sample, varied_tiny_checkpoint
+from small_runs import LANGUAGES, ODD_TEST_SIZE, env, overrides, small_sample, varied_tiny_checkpoint, wait_for
 
 from xrobust.report.collect import collect
 
@@ -109,14 +108,6 @@ def test_fsdp2_trains_with_random_perturbation(tiny, small_data, tmp_path):
     results = train(job(tiny, small_data, run_dir, *FSDP2, "noise=rs_rp", "trainer.max_steps=3"), tmp_path / "log")
     assert results["noise"]["name"] == "rs_rp" and results["model_selection"]["steps_run"] == 3
     assert results["n_examples"] == dict.fromkeys(LANGUAGES, ODD_TEST_SIZE)
-
-
-def wait_for(condition, proc: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert proc.poll() is None, "the run ended before the awaited moment"
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 def train_losses(run_dir: Path) -> dict[int, str]:
