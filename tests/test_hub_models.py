@@ -31,7 +31,7 @@ MODELS = {
     "mt0-xl": ("mt5", True),
     "mt0-xxl": ("mt5", True),
 }
-# The classifier each family trains (README's "class used"), and its input embedding in the checkpoint file.
+# The classifier each family trains (docs/scaling.md's "class used"), and its input embedding in the checkpoint file.
 CLASSES = {
     "xlm-roberta": "XLMRobertaForSequenceClassification",
     "xlm-roberta-xl": "XLMRobertaXLForSequenceClassification",

@@ -7,7 +7,6 @@ import json
 import pytest
 from conftest import FAST, ROOT, compose_config, run_cli
 
-from xrobust.data.collate import make_collator
 from xrobust.data.datamodule import TransferDataModule, split_by_item
 from xrobust.data.sources import LocalFolderSource, make_source
 from xrobust.data.task import TaskSpec
@@ -76,7 +75,7 @@ def test_multiple_choice_batch_is_batch_by_choices_by_length(me5_dir, shared_dat
     rows = make_source(task, str(shared_data / "xcopa")).load("dev", "tr").select(range(4))
     module = TransferDataModule(task, str(me5_dir), local_dir=str(shared_data / "xcopa"), max_length=64)
     encoded = module._tokenize(rows)
-    batch = make_collator(module.tokenizer, multiple_choice=True)([encoded[i] for i in range(4)])
+    batch = task.task_kind.collator(module.tokenizer)([encoded[i] for i in range(4)])
     assert batch["input_ids"].shape[:2] == (4, 2) and batch["attention_mask"].shape == batch["input_ids"].shape
     assert batch["labels"].tolist() == rows["label"] and batch["id"].tolist() == rows["id"]
     # Each choice is (premise + the question's prompt, choice): both choices share the premise.

@@ -14,11 +14,11 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from xrobust.data.collate import make_collator
+from xrobust.data.parallel import parallel_mismatch
 from xrobust.data.sampling import EpochShuffleSampler, LengthGroupedSampler, LengthSortedSampler
 from xrobust.data.sources import make_source
 from xrobust.data.task import TaskSpec
-from xrobust.data.tokenize import MODEL_COLUMNS, encode_examples, tokenize_split
+from xrobust.data.tokenize import MODEL_COLUMNS, tokenize_split
 from xrobust.errors import XrobustError
 from xrobust.models.hub import load_tokenizer
 
@@ -55,6 +55,7 @@ class TransferDataModule(pl.LightningDataModule):
     ):
         super().__init__()
         self.task = task
+        self.kind = task.task_kind
         self.tokenizer = load_tokenizer(tokenizer_path, trust_remote_code=trust_remote_code)
         self.local_dir = local_dir
         self.splits = {"train": train_split, "dev": dev_split, "test": test_split}
@@ -70,12 +71,12 @@ class TransferDataModule(pl.LightningDataModule):
         self.train_text_transform = train_text_transform
         # False for an intermediate training stage: it is fitted and selected, never tested.
         self.with_test_sets = with_test_sets
-        if generalized and task.is_multiple_choice:
-            raise XrobustError(f"eval.generalized needs a pair task; task '{task.name}' is multiple choice")
+        if generalized and not self.kind.supports_generalized:
+            raise XrobustError(f"eval.generalized needs a pair task; task '{task.name}' is of kind {task.kind}")
         self.generalized_languages = list(generalized_languages or task.languages) if generalized else []
         self.group_by_length = group_by_length
         self.sort_eval_by_length = sort_eval_by_length
-        self.collate = make_collator(self.tokenizer, task.is_multiple_choice)
+        self.collate = self.kind.collator(self.tokenizer)
         self.train_rows: datasets.Dataset | None = None
         self.train_set: datasets.Dataset | None = None
         self.val_set: datasets.Dataset | None = None
@@ -133,10 +134,21 @@ class TransferDataModule(pl.LightningDataModule):
         for lang in (first, second):
             self.task.check_language(lang)
         a, b = self.raw_test_sets[first], self.raw_test_sets[second]
-        if a["id"] != b["id"]:
+        text_a, text_b = self.task.text_fields
+        mismatch = (
+            "different item ids"
+            if a["id"] != b["id"]
+            else parallel_mismatch(
+                a["label"],
+                b["label"],
+                [f"{x} {y}" for x, y in zip(a[text_a], a[text_b], strict=True)],
+                [f"{x} {y}" for x, y in zip(b[text_a], b[text_b], strict=True)],
+            )
+        )
+        if mismatch:
             raise XrobustError(
-                f"eval.generalized needs parallel test sets, but {self.splits['test']}-{first} and "
-                f"{self.splits['test']}-{second} hold different items"
+                f"eval.generalized needs parallel test sets (line i of every file a translation of one item), but "
+                f"{self.splits['test']}-{first} and {self.splits['test']}-{second} hold different items: {mismatch}"
             )
         agree = [i for i, (x, y) in enumerate(zip(a["label"], b["label"], strict=True)) if x == y]
         if len(agree) < len(a):
@@ -154,7 +166,6 @@ class TransferDataModule(pl.LightningDataModule):
                 second,
             )
             a, b = a.select(agree), b.select(agree)
-        text_a, text_b = self.task.text_fields
         return datasets.Dataset.from_dict(
             {
                 "id": a["id"],
@@ -173,7 +184,7 @@ class TransferDataModule(pl.LightningDataModule):
         """Noise that rewrites text (rs_da) must see a fresh draw every time an example is read."""
 
         def augment_and_encode(batch: dict) -> dict:
-            encoded = encode_examples(transform(batch), self.tokenizer, self.task, self.max_length)
+            encoded = self.kind.encode(transform(batch), self.tokenizer, self.task, self.max_length)
             return {k: v for k, v in encoded.items() if k in (*MODEL_COLUMNS, "labels")} | {"id": batch["id"]}
 
         return self.train_rows.with_transform(augment_and_encode)

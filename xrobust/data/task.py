@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from xrobust.errors import XrobustError
+from xrobust.kinds import TaskKind, get_kind
 
-TASK_KINDS = ("pair", "multiple_choice")
 LOCAL_FORMATS = ("tsv", "jsonl")
 # A Hub dataset id: the Hub refuses ids without a namespace (huggingface_hub raises HfUriError for them).
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
@@ -22,6 +22,7 @@ class TaskSpec:
     """A task config validated once at start-up, so the data code never second-guesses it."""
 
     name: str
+    # A module of xrobust/kinds/ (pair, multiple_choice): `task_kind` is its object.
     kind: str
     label_names: tuple[str, ...]
     languages: tuple[str, ...]
@@ -56,8 +57,10 @@ class TaskSpec:
         for key in ("name", "kind", "label_names", "languages"):
             if not raw.get(key):
                 raise XrobustError(f"{where}: field 'task.{key}' is missing or empty")
-        if raw["kind"] not in TASK_KINDS:
-            raise XrobustError(f"{where}: task.kind={raw['kind']!r}, expected one of {', '.join(TASK_KINDS)}")
+        try:
+            kind = get_kind(str(raw["kind"]))
+        except XrobustError as error:
+            raise XrobustError(f"{where}: {error}") from None
         languages = tuple(raw["languages"])
         source = raw.get("source_language", "en")
         source_tested = bool(raw.get("source_tested", True))
@@ -76,17 +79,6 @@ class TaskSpec:
         local_format = str(raw.get("local_format") or "tsv")
         if local_format not in LOCAL_FORMATS:
             raise XrobustError(f"{where}: task.local_format={local_format!r}, expected one of {LOCAL_FORMATS}")
-        text_fields = tuple(raw.get("text_fields") or ("premise", "hypothesis"))
-        choices = tuple(raw.get("choice_fields") or ())
-        if raw["kind"] == "multiple_choice":
-            if len(choices) < 2 or len(labels) != len(choices):
-                raise XrobustError(
-                    f"{where}: a multiple-choice task needs >= 2 task.choice_fields and one label name per choice"
-                )
-            if text_fields[0] in choices or any(c not in text_fields for c in choices):
-                raise XrobustError(f"{where}: task.text_fields must be the context field followed by the choices")
-        elif len(text_fields) != 2:
-            raise XrobustError(f"{where}: a pair task needs exactly two task.text_fields, got {list(text_fields)}")
         source_hub = raw.get("source_hub")
         if source_hub is not None:
             source_hub = dict(source_hub)
@@ -96,14 +88,14 @@ class TaskSpec:
             check_hub_id(str(source_hub["id"]), "task.source_hub.id", where)
         if raw.get("hub_id"):
             check_hub_id(str(raw["hub_id"]), "task.hub_id", where)
-        return cls(
+        spec = cls(
             name=str(raw["name"]),
             kind=str(raw["kind"]),
             label_names=labels,
             languages=languages,
             source_language=source,
             source_tested=source_tested,
-            text_fields=text_fields,
+            text_fields=tuple(raw.get("text_fields") or ("premise", "hypothesis")),
             label_aliases=aliases,
             packaged=bool(raw.get("packaged", False)),
             hub_id=raw.get("hub_id"),
@@ -112,12 +104,14 @@ class TaskSpec:
             revision=str(raw["revision"]) if raw.get("revision") else None,
             hub_data_files=str(raw.get("hub_data_files") or HUB_DATA_FILES),
             source_hub=source_hub,
-            choice_fields=choices,
+            choice_fields=tuple(raw.get("choice_fields") or ()),
             question_field=raw.get("question_field"),
             question_prompts={str(k): str(v) for k, v in (raw.get("question_prompts") or {}).items()},
             local_format=local_format,
             local_train_files=raw.get("local_train_files"),
         )
+        kind.validate(spec, where)
+        return spec
 
     @property
     def target_languages(self) -> tuple[str, ...]:
@@ -134,8 +128,9 @@ class TaskSpec:
         return None
 
     @property
-    def is_multiple_choice(self) -> bool:
-        return self.kind == "multiple_choice"
+    def task_kind(self) -> TaskKind:
+        """The kind object: how this task's rows are encoded, batched, modelled and scored."""
+        return get_kind(self.kind)
 
     @property
     def input_fields(self) -> tuple[str, ...]:

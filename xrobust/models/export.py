@@ -47,11 +47,18 @@ def rebuilt_classifier(hparams: Any, state: dict[str, torch.Tensor]) -> nn.Modul
             attn_implementation=hparams.attn_implementation,
             trust_remote_code=hparams.trust_remote_code,
             finetune=hparams.finetune,
-            multiple_choice=hparams.multiple_choice,
+            task_kind=task_kind_of(hparams),
             weights=False,
         )
     skeleton.load_state_dict(state, assign=True)
     return skeleton
+
+
+def task_kind_of(hparams: Any) -> str:
+    """The module's task kind; hparams saved before task kinds had `multiple_choice: bool` instead."""
+    if "task_kind" in hparams:
+        return hparams["task_kind"]
+    return "multiple_choice" if hparams.get("multiple_choice") else "pair"
 
 
 def export_from_ranks(trainer: pl.Trainer, module: pl.LightningModule, tokenizer: Any, folder: Path) -> None:

@@ -4,7 +4,8 @@ mT0 (mT5) ships as an encoder-decoder; transformers' `MT5ForSequenceClassificati
 the encoder alone (`MT5EncoderModel`) feeds a mean-pooled linear head, so the decoder's ~55% of the parameters
 are never loaded. The module quacks like a transformers sequence classifier for everything this project calls:
 `model(input_ids=..., attention_mask=..., inputs_embeds=..., labels=...)` returns an object with `.loss` and
-`.logits`, and `get_input_embeddings()` / `gradient_checkpointing_enable()` delegate to the encoder.
+`.logits`, `base_model` is the body without the head, and `get_input_embeddings()` /
+`gradient_checkpointing_enable()` delegate to the encoder. Which family loads this way: models/families.py.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ class EncoderClassifier(nn.Module):
     @property
     def name_or_path(self) -> str:
         return getattr(self.encoder, "name_or_path", "")
+
+    @property
+    def base_model(self) -> nn.Module:
+        return self.encoder
 
     def get_input_embeddings(self) -> nn.Module:
         return self.encoder.get_input_embeddings()
@@ -93,6 +98,10 @@ class EncoderMultipleChoice(nn.Module):
     @property
     def name_or_path(self) -> str:
         return self.scorer.name_or_path
+
+    @property
+    def base_model(self) -> nn.Module:
+        return self.scorer.encoder
 
     def get_input_embeddings(self) -> nn.Module:
         return self.scorer.get_input_embeddings()

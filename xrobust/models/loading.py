@@ -1,10 +1,11 @@
 """Turn a model config into a loadable folder or hub id, and a folder or hub id into a classifier.
 
 - `resolve_pretrained`: the path or hub id to load, building the embedded encoder when it is missing.
-- `load_classifier`: a sequence classifier for any supported family (encoders through
-  AutoModelForSequenceClassification, T5-family encoder-decoders through their encoder + `EncoderClassifier`),
+- `load_classifier`: the model of a task kind (xrobust/kinds/) for any supported family (models/families.py:
+  encoders through the kind's Auto class, T5-family encoder-decoders through their encoder + the kind's head),
   with LoRA applied when `finetune.method` is `lora`. With `weights=False` it builds the architecture alone
   (random init, or on the meta device inside `with torch.device("meta")`), which the planner uses.
+- `count_parameters`, `count_non_embedding_parameters`: model sizes, total and without the input embeddings.
 - `transformer_layer_classes`: the repeated layer classes of a model, for FSDP's auto-wrap and checkpointing.
 """
 
@@ -17,14 +18,13 @@ from typing import Any
 from torch import nn
 
 from xrobust.errors import XrobustError
+from xrobust.kinds import get_kind
+from xrobust.models.families import family_of
 from xrobust.models.hub import hub_errors
 
 # Relative `model.architecture` paths are looked up from the working directory, then from the project root.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ARCHITECTURES_DIR = Path(__file__).resolve().parent / "architectures"
-
-# model_type -> the transformers encoder-only class used under `EncoderClassifier` (the decoder is never built).
-ENCODER_HEAD_CLASSES = {"mt5": "MT5EncoderModel", "t5": "T5EncoderModel", "umt5": "UMT5EncoderModel"}
 
 # Heads that are new (randomly initialised) for a classification task: always trained, also under LoRA.
 DEFAULT_MODULES_TO_SAVE = ("classifier", "pooler")
@@ -73,7 +73,9 @@ def load_config(pretrained: str | Path | None = None, *, architecture: str | Pat
 
 
 def uses_encoder_head(config) -> bool:
-    return config.model_type in ENCODER_HEAD_CLASSES
+    """Whether the config's family is loaded as its encoder alone under a task head (mT5, mT0)."""
+    family = family_of(config.model_type)
+    return family is not None and family.encoder_only
 
 
 def plain(value: Any) -> Any:
@@ -98,12 +100,11 @@ def load_classifier(
     weights: bool = True,
     use_safetensors: bool | None = None,
     dtype: Any = "float32",
-    multiple_choice: bool = False,
+    task_kind: str = "pair",
 ) -> nn.Module:
-    """A sequence classifier with `num_labels` outputs, LoRA-wrapped when `finetune.method == "lora"`.
-
-    multiple_choice=True: a multiple-choice model instead (`AutoModelForMultipleChoice`, or the encoder head
-    scoring each choice), taking (batch, choices, length) inputs and returning (batch, choices) logits.
+    """The model of `task_kind` (a module of xrobust/kinds/) with `num_labels` outputs, LoRA-wrapped when
+    `finetune.method == "lora"`: the kind's Auto class (e.g. AutoModelForSequenceClassification), or its head
+    over the encoder for encoder-only families (models/families.py).
 
     weights=True loads `pretrained` (hub id or folder) with its own config.json; `architecture`, when given, is
     then only checked against it (same model_type and size). weights=False builds `architecture` (or
@@ -113,62 +114,43 @@ def load_classifier(
     default because Lightning's mixed precision keeps the parameters as the fp32 master copy and autocasts
     (transformers 5 would otherwise load a checkpoint saved in bf16/fp16 as is); None keeps the checkpoint's.
     """
-    import transformers
-
+    kind = get_kind(task_kind)
     labels: dict[str, Any] = {"num_labels": num_labels}
     if id2label is not None:
         labels["id2label"] = dict(id2label)
     if label2id is not None:
         labels["label2id"] = dict(label2id)
-    load_kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
-    if attn_implementation:
-        load_kwargs["attn_implementation"] = attn_implementation
+    build_kwargs: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
 
     if weights:
-        load_kwargs["dtype"] = dtype if dtype is not None else "auto"
         if pretrained is None:
             raise XrobustError("loading weights needs model.pretrained")
+        load_kwargs = {
+            "trust_remote_code": trust_remote_code,
+            "use_safetensors": use_safetensors,
+            "dtype": dtype if dtype is not None else "auto",
+            **build_kwargs,
+        }
         with hub_errors(pretrained):
             config = load_config(pretrained, trust_remote_code=trust_remote_code)
             if architecture is not None:
                 _check_architecture(config, load_config(architecture=architecture), architecture, pretrained)
-            if uses_encoder_head(config):
-                encoder_cls = getattr(transformers, ENCODER_HEAD_CLASSES[config.model_type])
-                encoder = encoder_cls.from_pretrained(str(pretrained), use_safetensors=use_safetensors, **load_kwargs)
-                model = _encoder_classifier(encoder, labels, multiple_choice)
+            family = family_of(config.model_type)
+            if family is not None and family.encoder_only:
+                encoder = family.encoder_model().from_pretrained(str(pretrained), **load_kwargs)
+                model = kind.encoder_head(encoder, labels)
             else:
-                auto = _auto_class(transformers, multiple_choice)
-                model = auto.from_pretrained(str(pretrained), use_safetensors=use_safetensors, **labels, **load_kwargs)
+                model = kind.auto_model().from_pretrained(str(pretrained), **labels, **load_kwargs)
     else:
         field = "model.pretrained" if architecture is None else "model.architecture"
         with hub_errors(pretrained if architecture is None else architecture, field):
             config = load_config(pretrained, architecture=architecture, trust_remote_code=trust_remote_code, **labels)
-        if uses_encoder_head(config):
-            encoder_cls = getattr(transformers, ENCODER_HEAD_CLASSES[config.model_type])
-            encoder = encoder_cls._from_config(
-                config, **{k: v for k, v in load_kwargs.items() if k != "trust_remote_code"}
-            )
-            model = _encoder_classifier(encoder, labels, multiple_choice)
+        family = family_of(config.model_type)
+        if family is not None and family.encoder_only:
+            model = kind.encoder_head(family.encoder_model()._from_config(config, **build_kwargs), labels)
         else:
-            model = _auto_class(transformers, multiple_choice).from_config(config, **load_kwargs)
+            model = kind.auto_model().from_config(config, trust_remote_code=trust_remote_code, **build_kwargs)
     return apply_finetune(model, finetune, config.model_type)
-
-
-def _auto_class(transformers, multiple_choice: bool):
-    return (
-        transformers.AutoModelForMultipleChoice if multiple_choice else transformers.AutoModelForSequenceClassification
-    )
-
-
-def _encoder_classifier(encoder: nn.Module, labels: dict[str, Any], multiple_choice: bool = False) -> nn.Module:
-    from xrobust.models.heads import EncoderClassifier, EncoderMultipleChoice
-
-    if multiple_choice:
-        return EncoderMultipleChoice(EncoderClassifier(encoder, num_labels=1))
-    for key in ("id2label", "label2id"):
-        if key in labels:
-            setattr(encoder.config, key, labels[key])
-    return EncoderClassifier(encoder, num_labels=labels["num_labels"])
 
 
 def _check_architecture(loaded, shipped, architecture, pretrained) -> None:
@@ -192,14 +174,7 @@ def apply_finetune(model: nn.Module, finetune: Mapping[str, Any] | None, model_t
         raise XrobustError(f"invalid config: finetune.method={method!r} (must be one of full, lora)")
     from peft import LoraConfig, get_peft_model
 
-    targets = finetune.get("target_modules")
-    if isinstance(targets, Mapping):
-        if model_type not in targets:
-            raise XrobustError(
-                f"finetune.target_modules has no entry for model_type {model_type!r} "
-                f"(has: {', '.join(targets)}); add one, e.g. finetune.target_modules.{model_type}=[query,value]"
-            )
-        targets = targets[model_type]
+    targets = lora_targets(finetune.get("target_modules"), model_type)
     if not targets:
         raise XrobustError("invalid config: finetune.target_modules is empty")
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
@@ -216,6 +191,33 @@ def apply_finetune(model: nn.Module, finetune: Mapping[str, Any] | None, model_t
         bias="none",
     )
     return get_peft_model(model, config)
+
+
+def lora_targets(configured: Any, model_type: str) -> Any:
+    """finetune.target_modules: a list as given, a mapping's entry for model_type, else the family's default."""
+    targets = configured.get(model_type) if isinstance(configured, Mapping) else configured
+    if targets is not None:
+        return targets
+    family = family_of(model_type)
+    if family is None:
+        raise XrobustError(
+            f"finetune.target_modules has no entry for model_type {model_type!r}, nor has xrobust/models/families.py; "
+            "set one, e.g. finetune.target_modules=[query,value], or add the family there"
+        )
+    return family.lora_targets
+
+
+def count_non_embedding_parameters(model: nn.Module) -> int:
+    """Parameters outside the input embedding matrices (token, and position or token type where the family has
+    them): the model's size without its vocabulary, the usual x-axis of scaling comparisons.
+
+    Those matrices are the `nn.Embedding` siblings of the input embedding (BERT's and XLM-R's `embeddings`
+    module, the T5 family's `shared`); relative position tables inside the layers count as body."""
+    inputs = model.get_input_embeddings()
+    name = next(name for name, module in model.named_modules() if module is inputs)
+    parent = model.get_submodule(name.rpartition(".")[0])
+    embedding = {id(p) for m in parent.children() if isinstance(m, nn.Embedding) for p in m.parameters()}
+    return sum(p.numel() for p in model.parameters() if id(p) not in embedding)
 
 
 def transformer_layer_classes(
@@ -255,13 +257,9 @@ def export_encoder(model: nn.Module, tokenizer: Any, folder: str | Path) -> Path
     `pretrained`: intermediate-task training hands the encoder on and the next task gets a fresh head."""
     from peft import PeftModel
 
-    from xrobust.models.heads import EncoderClassifier, EncoderMultipleChoice
-
     if isinstance(model, PeftModel):
         model = model.merge_and_unload()
-    if isinstance(model, EncoderMultipleChoice):
-        model = model.scorer
-    encoder = model.encoder if isinstance(model, EncoderClassifier) else model.base_model
+    encoder = model.base_model  # transformers models' body without the head; models/heads.py's heads alike
     folder = Path(folder)
     encoder.save_pretrained(folder)
     tokenizer.save_pretrained(folder)

@@ -1,0 +1,60 @@
+"""Model families (xrobust/models/families.py): one record per model_type, checked against the shipped
+architectures on the meta device (no weights), and the non-embedding parameter count that compares model sizes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from xrobust.errors import XrobustError
+from xrobust.models.families import FAMILIES, family_of
+from xrobust.models.loading import count_non_embedding_parameters, load_classifier, load_config, lora_targets
+
+# One shipped architecture per family that has one (bert: the embedded me5 models, below).
+ARCHITECTURES = ["xlmr-base.json", "xlmr-xl.json", "mdeberta-v3-base.json", "mt0-large.json"]
+
+
+def skeleton(pretrained=None, **kwargs):
+    with torch.device("meta"):
+        return load_classifier(pretrained, 2, attn_implementation=None, weights=False, **kwargs)
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_each_family_default_lora_targets_name_layers_of_its_architecture(architecture):
+    family = family_of(load_config(architecture=architecture).model_type)
+    assert family is not None
+    model = skeleton(architecture=architecture, finetune={"method": "lora"})
+    adapted = [name for name, module in model.named_modules() if hasattr(module, "lora_A")]
+    for target in family.lora_targets:
+        assert any(name.endswith(target) for name in adapted), target
+    assert type(model.get_base_model()).__name__.startswith("Encoder") == family.encoder_only
+
+
+def test_lora_targets_come_from_the_config_when_given_else_from_the_family():
+    assert lora_targets(None, "mt5") == FAMILIES["mt5"].lora_targets
+    assert lora_targets({"bert": ["query"]}, "mt5") == FAMILIES["mt5"].lora_targets
+    assert lora_targets({"mt5": ["q"]}, "mt5") == ["q"] and lora_targets(["q", "v"], "llama") == ["q", "v"]
+    with pytest.raises(XrobustError, match=r"no entry for model_type 'llama'.*families\.py") as error:
+        lora_targets({}, "llama")
+    assert "\n" not in str(error.value)
+
+
+def test_encoder_only_families_name_a_transformers_encoder_class():
+    for family in FAMILIES.values():
+        assert not family.encoder_only or family.encoder_model().__name__ == family.encoder_class
+
+
+def test_me5_small_has_about_21m_parameters_besides_its_embedding_matrices(me5_dir):
+    model = skeleton(me5_dir)
+    embeddings = model.bert.embeddings
+    matrices = [embeddings.word_embeddings, embeddings.position_embeddings, embeddings.token_type_embeddings]
+    total = sum(p.numel() for p in model.parameters())
+    body = count_non_embedding_parameters(model)
+    assert total - body == sum(m.weight.numel() for m in matrices)
+    assert 21e6 < body < 22e6 and total > 117e6
+
+
+def test_the_t5_family_counts_only_its_shared_token_matrix_as_embedding():
+    model = skeleton(architecture="mt0-large.json")
+    total = sum(p.numel() for p in model.parameters())
+    assert total - count_non_embedding_parameters(model) == model.get_input_embeddings().weight.numel()

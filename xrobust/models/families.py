@@ -1,0 +1,62 @@
+"""Model families, one record per transformers `model_type`: what the code needs to know about a family beyond its
+config.json. Adding a family is one entry in FAMILIES (plus a model YAML under conf/model/)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    model_type: str
+    # LoRA's default target modules (name suffixes of linear layers): attention q/k/v/output and both FFN
+    # projections of every layer; finetune.target_modules overrides them.
+    lora_targets: tuple[str, ...]
+    # For encoder-decoder checkpoints: the transformers encoder-only class the task head sits on, so the decoder
+    # is never built (models/heads.py); None loads the checkpoint through the task kind's Auto class.
+    encoder_class: str | None = None
+    # For the planner's activation memory: DeBERTa's disentangled attention never runs a fused (flash) kernel and
+    # holds two more score-sized position maps per layer; the T5 family holds one relative position bias.
+    disentangled_attention: bool = False
+    relative_position_bias: bool = False
+
+    @property
+    def encoder_only(self) -> bool:
+        return self.encoder_class is not None
+
+    def encoder_model(self) -> Any:
+        import transformers
+
+        return getattr(transformers, self.encoder_class)
+
+
+BERT_LIKE = ("query", "key", "value", "intermediate.dense", "output.dense")  # "output.dense": attention and FFN
+T5_GATED = ("q", "k", "v", "o", "wi_0", "wi_1", "wo")
+
+FAMILIES = MappingProxyType(
+    {
+        family.model_type: family
+        for family in (
+            ModelFamily("bert", BERT_LIKE),  # the embedded multilingual-e5 encoders (me5-small, me5-small-6l)
+            ModelFamily("xlm-roberta", BERT_LIKE),
+            ModelFamily("xlm-roberta-xl", BERT_LIKE),
+            ModelFamily(
+                "deberta-v2",
+                ("query_proj", "key_proj", "value_proj", "intermediate.dense", "output.dense"),
+                disentangled_attention=True,
+            ),
+            ModelFamily("mt5", T5_GATED, encoder_class="MT5EncoderModel", relative_position_bias=True),
+            ModelFamily("umt5", T5_GATED, encoder_class="UMT5EncoderModel", relative_position_bias=True),
+            ModelFamily(
+                "t5", ("q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo"), "T5EncoderModel", relative_position_bias=True
+            ),
+        )
+    }
+)
+
+
+def family_of(model_type: str) -> ModelFamily | None:
+    """The family record of a config's model_type; None for one without an entry (loaded as the Auto classes do)."""
+    return FAMILIES.get(model_type)
