@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import CONF_DIR
+from hydra.utils import instantiate
 
-from benchmarks import levers, throughput
+from benchmarks import levers, noise_overhead, throughput
 from benchmarks.paths import Spec, run, step_examples, train_rate
 from benchmarks.rounds import markdown_table
 
@@ -34,6 +36,17 @@ def test_agreement_tolerates_only_near_ties():
     }
     clear = {**near_tie, "margins": {"de": {"1": 3.0, "2": 0.5}}}
     assert not throughput.agreement(ours, clear, 1e-3)["ok"]
+
+
+def test_noise_overhead_measures_every_noise_config():
+    """Each conf/noise option at its defaults (none, the baseline, first), then the variants; every row composes."""
+    rows = noise_overhead.noise_rows()
+    labels = [label for label, _, _ in rows]
+    assert labels[0] == "none"
+    assert {path.stem for path in (CONF_DIR / "noise").glob("*.yaml")} <= set(labels)
+    for label, overrides, _ in rows:
+        noise = instantiate(noise_overhead.compose_cfg(overrides).noise, _partial_=True)()
+        assert label.startswith(noise.name)
 
 
 def test_markdown_table():

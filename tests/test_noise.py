@@ -13,7 +13,7 @@ import json
 
 import pytest
 import torch
-from conftest import FAST, SHARED_DATA, compose_config
+from conftest import CONF_DIR, FAST, SHARED_DATA, compose_config
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -22,9 +22,11 @@ from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
 from xrobust.noise import perturb
 from xrobust.noise.adversarial import AdversarialTraining
-from xrobust.noise.augmentation import DataAugmentation, SynonymTransform, embedding_neighbours, whole_word_pieces
+from xrobust.noise.augmentation import DataAugmentation, SynonymTransform
+from xrobust.noise.embeddings import split_embeddings
+from xrobust.noise.neighbours import embedding_neighbours, whole_word_pieces
 from xrobust.noise.none import NoNoise
-from xrobust.noise.random_perturbation import RandomPerturbation, split_embeddings
+from xrobust.noise.random_perturbation import RandomPerturbation
 from xrobust.train import run
 
 COUNTERFITTED = SHARED_DATA / "synonyms" / "counterfitted_neighbors.json"
@@ -97,7 +99,7 @@ def clean_embeddings(model, batch):
 @pytest.mark.parametrize("norm", ["l2", "linf"])
 def test_rs_rp_noise_is_inside_the_ball_and_zero_on_padding(classifier, batch, norm):
     eps = 1.8 if norm == "l2" else 0.16
-    method = RandomPerturbation(norm=norm, eps=eps, seed=3)
+    method = RandomPerturbation(name="rs_rp", norm=norm, eps=eps, seed=3)
     seen, handle = capture_inputs_embeds(classifier)
     try:
         with torch.no_grad():
@@ -115,7 +117,7 @@ def test_rs_rp_noise_is_inside_the_ball_and_zero_on_padding(classifier, batch, n
 
 
 def test_rs_rp_gaussian_noise_has_the_configured_scale(classifier, batch):
-    method = RandomPerturbation(distribution="gaussian", sigma=0.09, seed=3)
+    method = RandomPerturbation(name="rs_rp", distribution="gaussian", sigma=0.09, seed=3)
     embeds = clean_embeddings(classifier, batch)
     delta = method.noise(embeds, batch["attention_mask"])
     real = batch["attention_mask"].bool()
@@ -124,7 +126,7 @@ def test_rs_rp_gaussian_noise_has_the_configured_scale(classifier, batch):
 
 
 def test_rs_rp_repeats_each_example_with_fresh_noise(classifier, batch):
-    method = RandomPerturbation(eps=1.8, num_samples=3, seed=3)
+    method = RandomPerturbation(name="rs_rp", eps=1.8, num_samples=3, seed=3)
     seen, handle = capture_inputs_embeds(classifier)
     try:
         with torch.no_grad():
@@ -141,7 +143,7 @@ def test_rs_rp_repeats_each_example_with_fresh_noise(classifier, batch):
 
 
 def test_rs_rp_gradient_reaches_the_embedding_matrix(classifier, batch):
-    method = RandomPerturbation(eps=1.8, seed=3)
+    method = RandomPerturbation(name="rs_rp", eps=1.8, seed=3)
     classifier.zero_grad(set_to_none=True)
     method.training_loss(classifier, dict(batch)).backward()
     grad = classifier.get_input_embeddings().weight.grad
@@ -153,12 +155,15 @@ def test_predict_default_and_smoothed(classifier, batch):
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     with torch.no_grad():
         clean = classifier(**inputs).logits.argmax(dim=-1)
-        assert torch.equal(NoNoise().predict(classifier, inputs), clean)
-        assert torch.equal(RandomPerturbation(eps=1.8).predict(classifier, inputs), clean)
+        assert torch.equal(NoNoise(name="none").predict(classifier, inputs), clean)
+        assert torch.equal(RandomPerturbation(name="rs_rp", eps=1.8).predict(classifier, inputs), clean)
         assert torch.equal(
-            RandomPerturbation(eps=0.0, smoothed_prediction=True, num_test_samples=2).predict(classifier, inputs), clean
+            RandomPerturbation(name="rs_rp", eps=0.0, smoothed_prediction=True, num_test_samples=2).predict(
+                classifier, inputs
+            ),
+            clean,
         )
-        smoothed = RandomPerturbation(eps=1.8, smoothed_prediction=True, num_test_samples=3, seed=4)
+        smoothed = RandomPerturbation(name="rs_rp", eps=1.8, smoothed_prediction=True, num_test_samples=3, seed=4)
         first = smoothed.predict(classifier, inputs)
         assert first.dtype == torch.long and first.shape == clean.shape
         assert torch.equal(first, smoothed.predict(classifier, inputs)), "a prediction must not depend on history"
@@ -236,7 +241,7 @@ def test_rs_da_rewrites_training_batches_on_the_fly_through_the_datamodule(me5_d
 
 @pytest.mark.skipif(not COUNTERFITTED.is_file(), reason=f"Robust-XLT neighbour file not found at {COUNTERFITTED}")
 def test_rs_da_with_the_robust_xlt_neighbour_file():
-    method = DataAugmentation(neighbours={"source": "file", "path": str(COUNTERFITTED)}, seed=1)
+    method = DataAugmentation(name="rs_da", neighbours={"source": "file", "path": str(COUNTERFITTED)}, seed=1)
     transform = method.text_transform()
     text = "The good movie arrived at the house late."
     outputs = {transform({"premise": [text]})["premise"][0] for _ in range(30)}
@@ -290,7 +295,7 @@ def test_embedding_neighbours_are_real_near_tokens(classifier, pieces):
 def test_rs_da_embedding_source_is_computed_once_and_cached(classifier, tokenizer, tmp_path, monkeypatch):
     import datasets
 
-    from xrobust.noise import augmentation
+    from xrobust.noise import neighbours
 
     rows = datasets.Dataset.from_dict(
         {
@@ -302,25 +307,25 @@ def test_rs_da_embedding_source_is_computed_once_and_cached(classifier, tokenize
         }
     )
     spec = {"source": "embedding", "k": 4, "cache_dir": str(tmp_path / "nb")}
-    method = DataAugmentation(neighbours=spec, text_fields=["premise", "hypothesis"], seed=1)
+    method = DataAugmentation(name="rs_da", neighbours=spec, text_fields=["premise", "hypothesis"], seed=1)
     method.setup(classifier, tokenizer, rows)
-    assert {"good", "house", "Paris", "late"} <= set(method.neighbours)
-    assert "qzxv" not in method.neighbours and "A" not in method.neighbours
+    assert {"good", "house", "Paris", "late"} <= set(method.word_neighbours)
+    assert "qzxv" not in method.word_neighbours and "A" not in method.word_neighbours
     assert method.cache_file and (tmp_path / "nb").is_dir()
 
     def no_recompute(*args, **kwargs):
         raise AssertionError("the cache was not used")
 
-    monkeypatch.setattr(augmentation, "embedding_neighbours", no_recompute)
-    again = DataAugmentation(neighbours=spec, text_fields=["premise", "hypothesis"], seed=1)
+    monkeypatch.setattr(neighbours, "embedding_neighbours", no_recompute)
+    again = DataAugmentation(name="rs_da", neighbours=spec, text_fields=["premise", "hypothesis"], seed=1)
     again.setup(classifier, tokenizer, rows)
-    assert again.neighbours == method.neighbours
+    assert again.word_neighbours == method.word_neighbours
     transform = again.text_transform()
     for _ in range(10):
         out = transform(rows[:2])
         for field in ("premise", "hypothesis"):
             for before, after in zip(rows[field], out[field], strict=True):
-                check_substitution(before, after, again.neighbours)
+                check_substitution(before, after, again.word_neighbours)
 
 
 # --------------------------------------------------------------------------------------------------- adv
@@ -329,7 +334,7 @@ def test_rs_da_embedding_source_is_computed_once_and_cached(classifier, tokenize
 @pytest.mark.parametrize("norm", ["l2", "linf"])
 def test_pgd_raises_the_loss_inside_the_ball(classifier, batch, norm):
     eps, alpha = (0.5, 0.3) if norm == "l2" else (0.05, 0.03)
-    method = AdversarialTraining(norm=norm, eps=eps, alpha=alpha, steps=2, seed=0)
+    method = AdversarialTraining(name="adv", norm=norm, eps=eps, alpha=alpha, steps=2, seed=0)
     inputs = dict(batch)
     embeds, rest = split_embeddings(classifier, inputs)
     classifier.zero_grad(set_to_none=True)
@@ -348,7 +353,7 @@ def test_pgd_raises_the_loss_inside_the_ball(classifier, batch, norm):
 
 
 def test_pgd_training_loss_is_clean_plus_adversarial(classifier, batch):
-    method = AdversarialTraining(eps=0.5, alpha=0.3, steps=1, clean_weight=0.5, adv_weight=2.0, seed=0)
+    method = AdversarialTraining(name="adv", eps=0.5, alpha=0.3, steps=1, clean_weight=0.5, adv_weight=2.0, seed=0)
     torch.manual_seed(0)
     loss = method.training_loss(classifier, dict(batch))
     with torch.no_grad():
@@ -362,7 +367,7 @@ def test_pgd_training_loss_is_clean_plus_adversarial(classifier, batch):
 
 def test_freelb_loss_backward_is_the_mean_of_the_step_gradients(classifier, batch):
     method = AdversarialTraining(
-        variant="freelb", eps=0.5, alpha=0.3, steps=2, random_start=False, clean_weight=0.0, seed=0
+        name="adv", variant="freelb", eps=0.5, alpha=0.3, steps=2, random_start=False, clean_weight=0.0, seed=0
     )
     classifier.zero_grad(set_to_none=True)
     loss = method.training_loss(classifier, dict(batch))
@@ -373,7 +378,9 @@ def test_freelb_loss_backward_is_the_mean_of_the_step_gradients(classifier, batc
 
     # By hand: delta_0 = 0, delta_1 = one projected ascent step from 0; mean of the two losses.
     embeds, rest = split_embeddings(classifier, dict(batch))
-    one_step = AdversarialTraining(eps=0.5, alpha=0.3, steps=1, random_start=False).attack(classifier, embeds, rest)
+    one_step = AdversarialTraining(name="adv", eps=0.5, alpha=0.3, steps=1, random_start=False).attack(
+        classifier, embeds, rest
+    )
     by_hand = (classifier(**batch).loss + classifier(inputs_embeds=embeds + one_step, **rest).loss) / 2
     assert loss.item() == pytest.approx(by_hand.item(), rel=1e-5)
     assert loss > classifier(**batch).loss
@@ -384,7 +391,7 @@ def test_freelb_loss_backward_is_the_mean_of_the_step_gradients(classifier, batc
 
 def test_adv_same_seed_same_loss(classifier, batch):
     def loss(seed):
-        method = AdversarialTraining(steps=1, clean_weight=0.0, seed=seed)
+        method = AdversarialTraining(name="adv", steps=1, clean_weight=0.0, seed=seed)
         return method.training_loss(classifier, dict(batch)).item()
 
     assert loss(11) == loss(11)
@@ -419,9 +426,30 @@ INVALID = [
 @pytest.mark.parametrize(("cls", "kwargs", "message"), INVALID, ids=lambda v: str(v)[:40])
 def test_invalid_hyper_parameters_are_refused_naming_the_field(cls, kwargs, message):
     with pytest.raises(XrobustError) as err:
-        cls(**kwargs)
+        cls(name="tested", **kwargs)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_fields_are_coerced_to_their_annotations():
+    method = RandomPerturbation(name="rs_rp", eps=1, sigma=0)
+    assert method.eps == 1.0 and isinstance(method.eps, float) and isinstance(method.sigma, float)
+    with pytest.raises(XrobustError, match=r"noise\.num_samples=True \(must be an integer\)"):
+        RandomPerturbation(name="rs_rp", num_samples=True)
+    with pytest.raises(XrobustError, match=r"noise\.random_start=1 \(must be a bool\)"):
+        AdversarialTraining(name="adv", random_start=1)
+    spec = DataAugmentation(name="rs_da", neighbours={"k": 3}).neighbours
+    assert (spec.source, spec.k, spec.chunk_size) == ("embedding", 3, 512), "unset keys keep their defaults"
+
+
+@pytest.mark.parametrize("option", sorted(p.stem for p in (CONF_DIR / "noise").glob("*.yaml")))
+def test_each_noise_config_names_itself_once_and_records_every_key(option, tmp_path):
+    """`name` is YAML data (the class has none of its own); params() are the constructor fields."""
+    cfg = compose_config([f"noise={option}"], output_dir=tmp_path)
+    method = instantiate(cfg.noise, _partial_=True)()
+    assert cfg.noise.name == method.name == method.params()["name"] == option
+    assert set(yaml_params(cfg)) <= set(method.params())
+    assert json.loads(json.dumps(method.params())) == method.params(), "results.json holds plain JSON values"
 
 
 def test_invalid_override_stops_the_run_with_one_line(tmp_path):

@@ -17,57 +17,34 @@ size alpha on the classification loss, each followed by projection back into the
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Literal
 
 import torch
 from torch import nn
 
 from xrobust.noise import perturb
-from xrobust.noise.base import NoiseMethod, as_float, as_int, one_of, require
-from xrobust.noise.random_perturbation import RankGenerators, split_embeddings
+from xrobust.noise.base import require
+from xrobust.noise.cost import StepMemory, StepPasses
+from xrobust.noise.embeddings import EmbeddingNoise, split_embeddings
 
-VARIANTS = ("pgd", "freelb")
 
+@dataclasses.dataclass(kw_only=True, eq=False)
+class AdversarialTraining(EmbeddingNoise):
+    variant: Literal["pgd", "freelb"] = "pgd"
+    eps: float = 0.1
+    alpha: float = 0.06
+    steps: int = 2
+    random_start: bool = True
+    clean_weight: float = 1.0
+    adv_weight: float = 1.0
 
-class AdversarialTraining(NoiseMethod):
-    name = "adv"
-
-    def __init__(
-        self,
-        name: str = "adv",
-        variant: str = "pgd",
-        norm: str = "l2",
-        eps: float = 0.1,
-        alpha: float = 0.06,
-        steps: int = 2,
-        random_start: bool = True,
-        clean_weight: float = 1.0,
-        adv_weight: float = 1.0,
-        seed: int = 1,
-    ):
-        self.name = name
-        self.variant = one_of("variant", variant, VARIANTS)
-        self.norm = one_of("norm", norm, perturb.NORMS)
-        self.eps = as_float("eps", eps)
-        require(self.eps >= 0, "eps", eps, "must be >= 0")
-        self.alpha = as_float("alpha", alpha)
-        require(self.alpha > 0, "alpha", alpha, "must be > 0")
-        self.steps = as_int("steps", steps)
-        require(self.steps >= 1, "steps", steps, "must be >= 1")
-        require(isinstance(random_start, bool), "random_start", random_start, "must be a bool")
-        self.random_start = random_start
-        self.clean_weight = as_float("clean_weight", clean_weight)
-        require(self.clean_weight >= 0, "clean_weight", clean_weight, "must be >= 0")
-        self.adv_weight = as_float("adv_weight", adv_weight)
-        require(self.adv_weight > 0, "adv_weight", adv_weight, "must be > 0 (adv_weight=0 is noise=none)")
-        self.seed = as_int("seed", seed)
-        self.generators = RankGenerators(self.seed)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"generators": self.generators.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generators.load_state_dict(state.get("generators", {}))
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.alpha > 0, "alpha", self.alpha, "must be > 0")
+        require(self.steps >= 1, "steps", self.steps, "must be >= 1")
+        require(self.clean_weight >= 0, "clean_weight", self.clean_weight, "must be >= 0")
+        require(self.adv_weight > 0, "adv_weight", self.adv_weight, "must be > 0 (adv_weight=0 is noise=none)")
 
     def start(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if not self.random_start or self.eps == 0:
@@ -119,17 +96,21 @@ class AdversarialTraining(NoiseMethod):
                 delta = self.step(delta, grad, mask)
         return torch.stack(losses).mean()
 
-    def params(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "variant": self.variant,
-            "norm": self.norm,
-            "eps": self.eps,
-            "alpha": self.alpha,
-            "steps": self.steps,
-            "ball": "per-token",
-            "random_start": self.random_start,
-            "clean_weight": self.clean_weight,
-            "adv_weight": self.adv_weight,
-            "seed": self.seed,
-        }
+    def step_memory(self) -> StepMemory:
+        """PGD: each attack step's graph is freed by its autograd.grad, but the adversarial loss's graph is still
+        alive when the clean loss's is built (two, with clean_weight > 0); the looked-up embeddings and delta are
+        held beside them. FreeLB: every ascent step's graph is kept for the one backward, each holding its delta
+        (the leaf of that graph), plus the clean graph with clean_weight > 0."""
+        clean = int(self.clean_weight > 0)
+        if self.variant == "pgd":
+            return StepMemory(graphs=1 + clean, embedding_copies=2)
+        return StepMemory(graphs=self.steps + clean, embedding_copies=1 + self.steps)
+
+    def step_passes(self) -> StepPasses:
+        """PGD: K attack forwards, each followed by a backward to delta only, then the adversarial (and clean)
+        forward and one backward through both. FreeLB: K forwards, K - 1 backwards to delta, one backward through
+        the K graphs (and the clean one)."""
+        clean = int(self.clean_weight > 0)
+        if self.variant == "pgd":
+            return StepPasses(forward=self.steps + 1 + clean, input_backward=self.steps, backward=1 + clean)
+        return StepPasses(forward=self.steps + clean, input_backward=self.steps - 1, backward=self.steps + clean)

@@ -2,50 +2,44 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Any
 
 import torch
 from torch import nn
 
-from xrobust.errors import XrobustError
+from xrobust import validation
+from xrobust.noise.cost import StepMemory, StepPasses
+
+# `invalid noise config: noise.eps=-1.0 (must be >= 0)`: noise fields are named relative to the group.
+require = functools.partial(validation.require, group="noise")
 
 
-def require(ok: bool, field: str, value: Any, rule: str) -> None:
-    """Refuse a bad hyper-parameter with one line naming it: `invalid noise config: noise.eps=-1.0 (...)`."""
-    if not ok:
-        raise XrobustError(f"invalid noise config: noise.{field}={value!r} ({rule})")
-
-
-def as_float(field: str, value: Any) -> float:
-    """A config number as a float (YAML may give an int), refusing anything that is not a number."""
-    require(isinstance(value, (int, float)) and not isinstance(value, bool), field, value, "must be a number")
-    return float(value)
-
-
-def as_int(field: str, value: Any) -> int:
-    require(isinstance(value, int) and not isinstance(value, bool), field, value, "must be an integer")
-    return int(value)
-
-
-def one_of(field: str, value: Any, allowed: tuple[str, ...]) -> str:
-    require(value in allowed, field, value, f"must be one of {', '.join(allowed)}")
-    return str(value)
-
-
+@dataclasses.dataclass(kw_only=True, eq=False)
 class NoiseMethod:
-    """Plain fine-tuning behaviour; a method overrides only the hooks it changes.
+    """Plain fine-tuning behaviour; a method is a dataclass of its hyper-parameters that overrides only the hooks
+    it changes. Its `name` comes from its conf/noise/*.yaml (one class may serve several configs).
 
     - `training_loss(model, batch)`: the loss the optimizer minimises for one batch.
     - `predict(model, inputs)`: predicted labels for an evaluation batch (inputs without labels).
     - `text_transform()`: a function that rewrites raw training text each time an example is drawn, or None.
     - `setup(model, tokenizer, train_rows)`: one-off preparation that needs the model or the raw training rows
       (a `datasets.Dataset` with the task's text fields), e.g. embedding neighbours of the training words.
-    - `params()`: every hyper-parameter, recorded in results.json.
+    - `params()`: every hyper-parameter (the dataclass fields), recorded in results.json.
     - `state_dict()` / `load_state_dict(state)`: the method's own random streams, kept in checkpoints (per rank)
       so a resumed run draws the noise an uninterrupted one would.
+    - `step_memory()` / `step_passes()`: what `training_loss` keeps alive and computes beside plain fine-tuning
+      (xrobust/noise/cost.py), for `xrobust-plan`'s memory and FLOPs.
+
+    Fields are coerced to their annotations (`validation.check_fields`); a method's `__post_init__` adds its
+    range checks with `require` and creates its run-time state (generators, neighbours) as plain attributes.
     """
 
-    name = "base"
+    name: str
+
+    def __post_init__(self) -> None:
+        validation.check_fields(self, group="noise")
 
     def setup(self, model: nn.Module, tokenizer: Any, train_rows: Any = None) -> None:
         return None
@@ -60,10 +54,18 @@ class NoiseMethod:
         return None
 
     def params(self) -> dict[str, Any]:
-        return {"name": self.name}
+        return dataclasses.asdict(self)
 
     def state_dict(self) -> dict[str, Any]:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         return None
+
+    def step_memory(self) -> StepMemory:
+        """One forward graph of the micro-batch, built inside the model (no embedding tensor held outside it)."""
+        return StepMemory()
+
+    def step_passes(self) -> StepPasses:
+        """One forward and one backward per training step, one forward per evaluated item."""
+        return StepPasses()

@@ -1,10 +1,10 @@
 """`noise=none`: plain fine-tuning on the clean English batch."""
 
+import dataclasses
+
 from xrobust.noise.base import NoiseMethod
 
 
+@dataclasses.dataclass(kw_only=True, eq=False)
 class NoNoise(NoiseMethod):
-    name = "none"
-
-    def __init__(self, name: str = "none"):
-        self.name = name
+    """The base behaviour: the loss on the clean batch, the clean classifier's predictions, no hyper-parameter."""

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Literal
 
 import torch
 
-NORMS = ("l2", "linf")
-DISTRIBUTIONS = ("uniform", "gaussian")
+# The allowed values of the `norm` and `distribution` fields (checked from these annotations).
+Norm = Literal["l2", "linf"]
+Distribution = Literal["uniform", "gaussian"]
+BALL = "per-token"  # what results.json records as `ball`: the geometry above
 TINY = 1e-12
 
 
