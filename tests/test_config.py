@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
 import pytest
@@ -10,6 +11,7 @@ from conftest import CONF_DIR, compose_config
 from omegaconf import OmegaConf
 
 from xrobust.config import validate
+from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra",))
@@ -25,6 +27,8 @@ def test_every_group_option_composes_and_resolves(override, tmp_path):
     container = OmegaConf.to_container(cfg, resolve=True)
     assert container["model"]["name"]
     assert container["task"]["name"]
+    # Every ??? of a base config (conf/<group>/base/) is filled by the option that inherits it.
+    assert {key for key in OmegaConf.missing_keys(cfg) if not key.startswith("hydra.")} == set()
     validate(cfg)
 
 
@@ -56,3 +60,37 @@ def test_invalid_values_are_refused_naming_the_field(override, field, tmp_path):
     cfg = compose_config([override], output_dir=tmp_path)
     with pytest.raises(XrobustError, match=field.replace(".", r"\.")):
         validate(cfg)
+
+
+def test_the_task_base_holds_taskspecs_defaults():
+    """conf/task/base/task.yaml spells TaskSpec's defaults for the configs; the two must not drift apart."""
+    base = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "task" / "base" / "task.yaml"))
+    defaults = {f.name: f.default for f in dataclasses.fields(TaskSpec) if f.default is not dataclasses.MISSING}
+    defaults |= {f.name: f.default_factory() for f in dataclasses.fields(TaskSpec) if callable(f.default_factory)}
+    given = {key: value for key, value in base.items() if value != "???"}
+    assert set(given) <= set(defaults)
+    assert {key: tuple(v) if isinstance(v, list) else v for key, v in given.items()} == {k: defaults[k] for k in given}
+    # A task file keeps only what differs from them.
+    for path in sorted((CONF_DIR / "task").glob("*.yaml")):
+        own = OmegaConf.to_container(OmegaConf.load(path))
+        assert own.pop("defaults") == ["base/task@_here_", "_self_"], path.name
+        assert [key for key, value in own.items() if given.get(key, object()) == value] == [], path.name
+
+
+@pytest.mark.parametrize("model", options("model"))
+def test_every_model_names_its_family(model):
+    family = {"me5": "me5-small", "xlmr": "xlmr-", "mt0": "mt0-", "mdeberta": "mdeberta-"}
+    cfg = compose_config([f"model={model}"])
+    assert model.startswith(family[cfg.model.family])
+
+
+def test_a_task_group_lists_its_tasks_once():
+    """task_group.tasks reads the sweep's task list, so the group score and the sweep cannot disagree."""
+    for group, tasks in [("robust_xlt", ["xnli", "pawsx"]), ("xtreme_r_classification", ["xnli", "xcopa"])]:
+        cfg = compose_config([f"task_group={group}"])
+        assert cfg.hydra.sweeper.params.task == ",".join(tasks)
+        assert list(cfg.task_group.tasks) == tasks
+        OmegaConf.resolve(cfg.task_group)  # in place, as `--cfg job --resolve` does
+        assert list(cfg.task_group.tasks) == tasks
+        raw = str(OmegaConf.to_container(OmegaConf.load(CONF_DIR / "task_group" / f"{group}.yaml")))
+        assert all(raw.count(task) == 1 for task in tasks), raw

@@ -6,9 +6,10 @@ import csv
 import json
 
 import pytest
+import torch
 from conftest import FAST, ROOT, compose_config, run_cli
 
-from xrobust.train import run
+from xrobust.train import main, run
 
 REQUIRED_FIELDS = {
     "config_hash",
@@ -59,6 +60,8 @@ def test_results_json_is_complete(trained_run):
     assert results["transfer_gap"] == pytest.approx(results["accuracy"]["en"] - results["target_mean"])
     assert results["model"]["num_parameters"] > 117_000_000
     assert results["model"]["trainable_parameters"] < results["model"]["num_parameters"]
+    assert results["model"]["family"] == "me5"
+    assert 0 < results["model"]["non_embedding_parameters"] < results["model"]["trainable_parameters"]
     assert results["model_selection"]["on"] == "dev-en"
     assert results["noise"] == {"name": "none"}
 
@@ -84,6 +87,41 @@ def test_same_config_in_the_same_folder_is_skipped(trained_run):
     before = (out / "results.json").stat().st_mtime_ns
     assert run(compose_config(TRAINED_RUN, output_dir=out)) is None
     assert (out / "results.json").stat().st_mtime_ns == before
+
+
+def test_checkpoint_holds_the_configured_optimizer_as_plain_values(trained_run):
+    """optim.optimizer / optim.scheduler build the optimizer; the checkpoint loads with weights_only=True."""
+    out, results = trained_run
+    checkpoint = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    hparams = checkpoint["hyper_parameters"]
+    assert hparams["optimizer"] == {"_target_": "torch.optim.adamw.AdamW", "lr": 2e-4, "weight_decay": 0.01}
+    assert hparams["scheduler"] == {"_target_": "transformers.optimization.get_linear_schedule_with_warmup"}
+    groups = checkpoint["optimizer_states"][0]["param_groups"]
+    # Biases and LayerNorm weights without weight decay, the rest with optim.weight_decay; the embeddings frozen.
+    assert [group["weight_decay"] for group in groups] == [0.01, 0.0]
+    assert [group["initial_lr"] for group in groups] == [2e-4, 2e-4]
+    # The linear schedule: warm-up over the first 10% of the trainer's steps, then down to zero at the last one.
+    total, step = results["model_selection"]["steps_run"], checkpoint["lr_schedulers"][0]["last_epoch"]
+    warmup = int(0.1 * total)
+    assert warmup < step <= total
+    assert [group["lr"] for group in groups] == pytest.approx([2e-4 * (total - step) / (total - warmup)] * 2)
+
+
+def test_main_returns_the_english_dev_selection_metric(trained_run):
+    """What an Optuna sweeper optimises: the selected checkpoint's dev-en accuracy, also for a skipped job."""
+    out, results = trained_run
+    metric = main(compose_config(TRAINED_RUN, output_dir=out))  # skipped: read back from results.json
+    assert isinstance(metric, float) and metric == results["model_selection"]["best_val_acc"]
+
+
+def test_optimizer_swapped_in_the_config_trains_and_main_returns_its_selection(me5_dir, tmp_path):
+    overrides = [*FAST, "trainer.max_steps=2", "trainer.limit_test_batches=1"]
+    overrides.append("optim.optimizer._target_=torch.optim.SGD")
+    metric = main(compose_config(overrides, output_dir=tmp_path))
+    assert metric == json.loads((tmp_path / "results.json").read_text())["model_selection"]["best_val_acc"]
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["hyper_parameters"]["optimizer"]["_target_"] == "torch.optim.sgd.SGD"
+    assert "momentum" in checkpoint["optimizer_states"][0]["param_groups"][0]
 
 
 def test_cli_prints_the_table_and_writes_results(me5_dir, tmp_path):

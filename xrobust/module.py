@@ -1,18 +1,20 @@
-"""The LightningModule: a sequence-classification encoder, a noise method, AdamW with linear warm-up/decay."""
+"""The LightningModule: a sequence-classification encoder, a noise method, the optimizer and schedule of the config."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.strategies import ModelParallelStrategy
-from torchmetrics.classification import MulticlassAccuracy
-from transformers import get_linear_schedule_with_warmup
 
 from xrobust import random_state
-from xrobust.models.loading import count_parameters, load_classifier, plain
+from xrobust.kinds import get_kind
+from xrobust.models.loading import count_non_embedding_parameters, count_parameters, load_classifier, plain
 from xrobust.noise.base import NoiseMethod
+from xrobust.noise.embeddings import device_generator, split_embeddings
 from xrobust.noise.perturb import sample_ball, token_mask
 from xrobust.predictions import Row, accuracy, gather_from_ranks, unique_by_id
 from xrobust.sharding import mixed_precision_policy, shard_model
@@ -29,8 +31,8 @@ class TransferModule(pl.LightningModule):
         label_names: list[str],
         test_names: list[str],
         noise: NoiseMethod,
-        lr: float = 1e-4,
-        weight_decay: float = 0.01,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler],
         warmup_ratio: float = 0.1,
         freeze_embeddings: bool = False,
         attn_implementation: str | None = "sdpa",
@@ -39,13 +41,16 @@ class TransferModule(pl.LightningModule):
         finetune: dict | None = None,
         perturbed_eval: bool = False,
         test_perturbation: dict | None = None,
-        multiple_choice: bool = False,
+        task_kind: str = "pair",
         architecture: str | None = None,
     ):
         super().__init__()
         # Plain containers in hparams: a DictConfig there makes the checkpoints fail torch.load(weights_only=True).
         finetune, test_perturbation = plain(finetune), plain(test_perturbation)
-        self.save_hyperparameters(ignore=["noise"])
+        self.save_hyperparameters(ignore=["noise", "optimizer", "scheduler"])
+        # The optimizer and schedule factories (partials from the config) as plain descriptions, for the same reason.
+        self.hparams.update(optimizer=factory_config(optimizer), scheduler=factory_config(scheduler))
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         num_labels = len(label_names)
         self.model = load_classifier(
             pretrained,
@@ -55,7 +60,7 @@ class TransferModule(pl.LightningModule):
             attn_implementation=attn_implementation,
             trust_remote_code=trust_remote_code,
             finetune=finetune,
-            multiple_choice=multiple_choice,
+            task_kind=task_kind,
             architecture=architecture,
         )
         # from_pretrained returns eval mode and Lightning keeps submodule modes as found: turn dropout back on.
@@ -66,10 +71,11 @@ class TransferModule(pl.LightningModule):
             self.model.get_input_embeddings().weight.requires_grad_(False)
         # Counted here, before any strategy wraps the model: FSDP1 flattens and ZeRO-3 empties what it shards.
         self.num_parameters, self.trainable_parameters = count_parameters(self.model)
+        self.non_embedding_parameters = count_non_embedding_parameters(self.model)
         self.noise = noise
         self.test_names = list(test_names)
         self.test_perturbation = dict(test_perturbation or {}) if perturbed_eval else None
-        self.val_accuracy = MulticlassAccuracy(num_classes=num_labels, average="micro")
+        self.val_accuracy = get_kind(task_kind).metric(num_labels)
         # Per test set, one row per item (after testing: from every rank, each item once); results come from these.
         self.test_predictions: dict[str, list[Row]] = {}
         self.perturbed_predictions: dict[str, list[Row]] = {}
@@ -96,12 +102,12 @@ class TransferModule(pl.LightningModule):
 
     def predict_perturbed_labels(self, batch: dict[str, torch.Tensor], seed: int) -> torch.Tensor:
         """Clean-classifier predictions with each real token's input embedding moved within its ball."""
-        embeds = self.model.get_input_embeddings()(batch["input_ids"])
-        generator = torch.Generator(device=embeds.device).manual_seed(seed)
-        spec = self.test_perturbation
-        delta = sample_ball(embeds, token_mask(batch["attention_mask"], embeds), spec["eps"], spec["norm"], generator)
-        inputs = {k: v for k, v in self.model_inputs(batch).items() if k not in ("input_ids", "labels")}
-        return self.model(inputs_embeds=embeds + delta, **inputs).logits.argmax(dim=-1)
+        inputs = self.model_inputs(batch)
+        inputs.pop("labels")
+        embeds, rest = split_embeddings(self.model, inputs)
+        spec, generator = self.test_perturbation, device_generator(seed, embeds.device)
+        delta = sample_ball(embeds, token_mask(rest["attention_mask"], embeds), spec["eps"], spec["norm"], generator)
+        return self.model(inputs_embeds=embeds + delta, **rest).logits.argmax(dim=-1)
 
     def on_test_epoch_start(self) -> None:
         self.test_predictions = {name: [] for name in self.test_names}
@@ -148,13 +154,23 @@ class TransferModule(pl.LightningModule):
             shard_model(self.model, self.device_mesh["data_parallel"], mixed_precision_policy(self.trainer.precision))
 
     def configure_optimizers(self):
-        hp = self.hparams
+        """optim.optimizer over two groups (biases and LayerNorm weights without weight decay, the rest with the
+        optimizer's own), stepped by optim.scheduler with the first warmup_ratio of the steps as warm-up."""
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         groups = [
-            {"params": [p for n, p in named if not n.endswith(NO_DECAY)], "weight_decay": hp.weight_decay},
+            {"params": [p for n, p in named if not n.endswith(NO_DECAY)]},
             {"params": [p for n, p in named if n.endswith(NO_DECAY)], "weight_decay": 0.0},
         ]
-        optimizer = torch.optim.AdamW(groups, lr=hp.lr)
+        optimizer = self.optimizer_factory(groups)
         total = self.trainer.estimated_stepping_batches
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * total), total)
+        warmup = int(self.hparams.warmup_ratio * total)
+        scheduler = self.scheduler_factory(optimizer, num_warmup_steps=warmup, num_training_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def factory_config(factory: Callable) -> dict[str, Any] | str:
+    """A partial (`_partial_: true` in the config) as plain values: its target and keyword arguments."""
+    if not isinstance(factory, partial):
+        return f"{factory.__module__}.{factory.__qualname__}"
+    target = f"{factory.func.__module__}.{factory.func.__qualname__}"
+    return {"_target_": target, **{key: plain(value) for key, value in factory.keywords.items()}}

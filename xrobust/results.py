@@ -1,4 +1,5 @@
-"""results.json and predictions: what one run measured, written atomically so a crash never leaves half a file."""
+"""results.json and predictions: what one run measured (the schema xrobust/report reads), written atomically so a
+crash never leaves half a file."""
 
 from __future__ import annotations
 
@@ -9,9 +10,15 @@ import subprocess
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
+
+from xrobust.predictions import predictions_tsv
+
+if TYPE_CHECKING:
+    from xrobust.data.task import TaskSpec
+    from xrobust.stages import Job
 
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.tsv"
@@ -49,23 +56,30 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
 
 
-def write_predictions(path: Path, predictions: dict[str, list[tuple[int, int, int]]]) -> None:
-    """One row per test example: language, item id, gold label index, predicted label index."""
-    lines = ["lang\tid\tgold\tpred"]
-    for lang, rows in predictions.items():
-        lines.extend(f"{lang}\t{i}\t{gold}\t{pred}" for i, gold, pred in sorted(rows))
-    atomic_write_text(path, "\n".join(lines) + "\n")
+def write_predictions(
+    path: Path,
+    predictions: dict[str, list[tuple[int, int, int]]],
+    perturbed: dict[str, list[tuple[int, int, int]]] | None = None,
+) -> None:
+    """predictions.tsv (layout: xrobust.predictions): one row per test item; with eval.perturbed a fifth column,
+    the prediction on the perturbed input."""
+    atomic_write_text(path, predictions_tsv(predictions, perturbed))
 
 
-def completed_hash(run_dir: Path) -> str | None:
-    """The config hash of a finished run in this folder, or None when there is none."""
+def completed_results(run_dir: Path) -> dict[str, Any] | None:
+    """The results of a finished run in this folder, or None when there are none (or only a broken file)."""
     path = run_dir / RESULTS_FILE
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("config_hash")
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         return None
+
+
+def completed_hash(run_dir: Path) -> str | None:
+    """The config hash of a finished run in this folder, or None when there is none."""
+    return (completed_results(run_dir) or {}).get("config_hash")
 
 
 def majority_class_accuracy(labels: list[int]) -> float:
@@ -132,3 +146,77 @@ def format_table(results: dict[str, Any]) -> str:
         general = results["generalized"]
         lines.append(f"generalized ({' x '.join(['/'.join(general['languages'])] * 2)}): mean {general['mean']:.4f}")
     return "\n".join(lines)
+
+
+def stage_record(name: str, cfg: DictConfig, task: TaskSpec, job: Job, pretrained: str) -> dict[str, Any]:
+    """One entry of results.json's `stages`: what a training stage started from and how long it trained."""
+    return {
+        "stage": name,
+        "task": task.name,
+        "noise": job.noise.params(),
+        "data_source": cfg.data.local_dir or task.hub_id,
+        "initialized_from": str(pretrained),
+        "epochs_run": job.trainer.current_epoch,
+        "steps_run": job.trainer.global_step,
+    }
+
+
+def collect_results(
+    cfg: DictConfig, task: TaskSpec, job: Job, digest: str, wall_time_s: dict[str, float], stages: list[dict]
+) -> dict[str, Any]:
+    """results.json of a tested job, from its module's test results and its data module's test sets."""
+    module, datamodule, trainer = job.module, job.datamodule, job.trainer
+    standard = {lang: r for lang, r in module.test_results.items() if lang in task.languages}
+    accuracy = {lang: r["accuracy"] for lang, r in standard.items()}
+    english, target_mean, gap = summarize_accuracy(accuracy, task.source_language)
+    results = {
+        "config_hash": digest,
+        "task": task.name,
+        "task_label": cfg.task_label,
+        "task_kind": task.kind,
+        "task_group": OmegaConf.to_container(cfg.task_group, resolve=True) if cfg.task_group else None,
+        "model": {
+            "name": cfg.model.name,
+            "family": cfg.model.get("family"),
+            "pretrained": str(cfg.model.pretrained),
+            "num_parameters": module.num_parameters,
+            "trainable_parameters": module.trainable_parameters,
+            "non_embedding_parameters": getattr(module, "non_embedding_parameters", None),
+        },
+        "noise": job.noise.params(),
+        "seed": cfg.seed,
+        "source_language": task.source_language,
+        "data_source": datamodule.source_description,
+        "data_provenance": datamodule.data_provenance,
+        "model_selection": {
+            "on": datamodule.selection_source,
+            "best_val_acc": job.best_val_acc,
+            "epochs_run": trainer.current_epoch,
+            "steps_run": trainer.global_step,
+        },
+        "accuracy": accuracy,
+        "n_examples": {lang: r["n"] for lang, r in standard.items()},
+        "majority_class_accuracy": {
+            lang: majority_class_accuracy(datamodule.test_sets[lang].with_format(None)["labels"]) for lang in standard
+        },
+        "english_accuracy": english,
+        "target_mean": target_mean,
+        "transfer_gap": gap,
+    }
+    if datamodule.generalized_languages:
+        results["generalized"] = generalized_summary(
+            datamodule.generalized_languages, module.test_results, datamodule.generalized_excluded
+        )
+    if module.test_perturbation is not None:
+        perturbed = {lang: r["perturbed_accuracy"] for lang, r in standard.items()}
+        results["perturbation"] = dict(module.test_perturbation)
+        results["perturbed_accuracy"] = perturbed
+        results["perturbed_target_mean"] = summarize_accuracy(perturbed, task.source_language)[1]
+    return results | {
+        "truncated_examples": datamodule.truncation_counts(),
+        "git_sha": git_sha(),
+        "predictions_file": PREDICTIONS_FILE if cfg.eval.save_predictions else None,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "wall_time_s": wall_time_s,
+        "stages": stages,
+    }

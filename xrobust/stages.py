@@ -1,4 +1,5 @@
-"""Intermediate-task training: the config of a stage that fine-tunes the encoder on another task first.
+"""Training stages: one fit-a-stage sequence (seed -> build -> fit -> select the dev-en best checkpoint -> finish)
+behind both the job (xrobust/train.py) and the intermediate stage.
 
 `intermediate=xnli task=xcopa` trains on XNLI, keeps the encoder (not the head) and fine-tunes it on XCOPA. The
 stage's config is the root config with the stage's `task` and `noise` swapped in whole and every other key of
@@ -9,14 +10,122 @@ stage's config is the root config with the stage's `task` and `noise` swapped in
 from __future__ import annotations
 
 import copy
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytorch_lightning as pl
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.loggers import Logger
 
+from xrobust.config import validate
+from xrobust.data.datamodule import TransferDataModule
+from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
+from xrobust.loggers import finish_run
+from xrobust.models.export import export_from_ranks
+from xrobust.module import TransferModule
+from xrobust.noise.base import NoiseMethod
+from xrobust.results import config_hash, stage_record, write_json
 
+log = logging.getLogger("xrobust")
+
+STAGE_FILE = "stage.json"
 REPLACED = ("task", "noise")
 STAGE_ONLY = ("name",)
+
+
+@dataclass
+class Job:
+    """Everything one training stage needs, built from the config, and what fitting it selected."""
+
+    noise: NoiseMethod
+    datamodule: TransferDataModule
+    module: TransferModule
+    trainer: pl.Trainer
+    logger: Logger | bool
+    # The ckpt_path that evaluating the selection passes to the trainer: "best" (the checkpoint with the best
+    # dev-en accuracy), or None when nothing was checkpointed (the weights as trained).
+    selected: str | None = None
+    best_val_acc: float | None = None
+    train_seconds: float = 0.0
+
+
+def build_job(cfg: DictConfig, task: TaskSpec, pretrained: str) -> Job:
+    """Instantiate what the config names; the run-time objects are passed to partials, so Hydra never
+    converts them into configs."""
+    noise = instantiate(cfg.noise, _partial_=True)()  # called outside Hydra: a bad value stays an XrobustError
+    datamodule = instantiate(cfg.data, _partial_=True)(task=task, tokenizer_path=pretrained)
+    datamodule.setup()
+    module = instantiate(cfg.module, _partial_=True)(
+        pretrained=pretrained,
+        label_names=list(task.label_names),
+        test_names=datamodule.test_names,
+        noise=noise,
+        task_kind=task.kind,
+    )
+    noise.setup(module.model, datamodule.tokenizer, datamodule.train_rows)
+    datamodule.train_text_transform = noise.text_transform()
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    if logger:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    return Job(noise, datamodule, module, trainer, logger)
+
+
+@contextmanager
+def fitted_stage(cfg: DictConfig, task: TaskSpec, pretrained: str) -> Iterator[Job]:
+    """Seed, build, fit (resuming from cfg.ckpt_path) and select the checkpoint with the best dev-en accuracy.
+    The caller evaluates the selection (ckpt_path=job.selected) inside the block; leaving it finishes the
+    logger's run, so each stage of a sweep is one run."""
+    pl.seed_everything(cfg.seed, workers=True)
+    job = build_job(cfg, task, pretrained)
+    started = time.perf_counter()
+    job.trainer.fit(job.module, datamodule=job.datamodule, ckpt_path=cfg.ckpt_path)
+    job.train_seconds = time.perf_counter() - started
+    checkpoint = job.trainer.checkpoint_callback
+    if checkpoint and checkpoint.best_model_path:
+        job.selected = "best"
+    if checkpoint and checkpoint.best_model_score is not None:
+        job.best_val_acc = float(checkpoint.best_model_score)
+    yield job
+    finish_run(job.logger)
+
+
+def run_intermediate_stage(cfg: DictConfig, pretrained: str, stage_dir: Path) -> tuple[str, dict]:
+    """Fit the intermediate task, select on its English dev accuracy, save the encoder for the next stage.
+
+    Resumable like a job: a finished stage (its encoder saved with the same stage config hash) is reused, an
+    interrupted one resumes from its last checkpoint.
+    """
+    stage_cfg = intermediate_stage_config(cfg, stage_dir)
+    task = validate(stage_cfg)
+    encoder_dir = stage_dir / "encoder"
+    digest = config_hash(stage_cfg)  # the stage config holds the model too
+    marker = encoder_dir / STAGE_FILE
+    if marker.is_file():
+        record = json.loads(marker.read_text(encoding="utf-8"))
+        if record.get("config_hash") == digest:
+            log.info("intermediate stage %s: reusing %s", cfg.intermediate.name, encoder_dir)
+            return str(encoder_dir), record
+    with fitted_stage(stage_cfg, task, pretrained) as job:
+        # Loads the selected weights into the module and measures them, so the record says what is handed on.
+        job.trainer.validate(job.module, datamodule=job.datamodule, ckpt_path=job.selected, verbose=False)
+        record = stage_record("intermediate", stage_cfg, task, job, pretrained)
+        record["config_hash"] = digest
+        record["selected_val_acc"] = float(job.trainer.callback_metrics["val/acc"])
+        record["encoder"] = str(encoder_dir)
+        export_from_ranks(job.trainer, job.module, job.datamodule.tokenizer, encoder_dir)  # every rank takes part
+        if job.trainer.is_global_zero:
+            write_json(marker, record)
+        job.trainer.strategy.barrier()
+    return str(encoder_dir), record
 
 
 def intermediate_stage_config(cfg: DictConfig, stage_dir: Path) -> DictConfig:
