@@ -18,7 +18,8 @@ from xrobust.report.bootstrap import TARGET_MEAN, paired_bootstrap
 from xrobust.report.cli import main
 from xrobust.report.collect import collect
 from xrobust.report.compare import NOISE_CHANGE, SIZE, compare
-from xrobust.report.tables import SIZE_DIFF_COLUMNS, TIDY_COLUMNS
+from xrobust.report.diff_tables import SIZE_DIFF_COLUMNS
+from xrobust.report.tables import TIDY_COLUMNS
 
 LANGS = ["en", "de", "fr"]
 N = 60

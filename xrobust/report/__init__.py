@@ -1,6 +1,9 @@
-"""`xrobust-report`: read a sweep's results, compare model sizes per language with paired bootstrap intervals.
+"""`xrobust-report`: read a sweep's results, compare settings per language with intervals and corrected significance.
 
-collect.py reads every job below a folder, bootstrap.py holds the resampling, compare.py pairs jobs into
-size differences and differences of differences, tables.py writes CSV and markdown, plots.py the PNGs,
-wandb_tables.py the optional W&B upload, cli.py the console entry.
+collect.py reads every job below a folder (item_rows.py its predictions) and labels it by the config keys that
+differ across the sweep (identity.py); sizes.py says which models are larger and which pairs to compare;
+contrasts.py pairs test items, comparison.py estimates one contrast with bootstrap.py (two-stage bootstrap,
+permutation test) and corrections.py (Holm, Benjamini-Hochberg); compare.py pairs settings along the compared
+axis; tables.py, diff_tables.py and latex.py write the tables, plots.py the PNGs, wandb_tables.py the optional W&B
+upload, cli.py the console entry. docs/report-statistics.md explains the statistics.
 """

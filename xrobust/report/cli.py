@@ -1,8 +1,10 @@
-"""`xrobust-report SWEEP [--out DIR] [--wandb] [--n-boot 2000] [--seed 0]`: tables, size differences, figures.
+"""`xrobust-report SWEEP [--out DIR] [--compare model|noise|KEY] [--pairs A:B,...] [--latex] ...`: tables,
+differences with intervals and corrected significance, figures.
 
 Writes into DIR (default SWEEP/report): results_tidy.csv, results.md, size_diff.csv, size_diff.md,
-heatmap.png, size_diff.png, and groups.md for jobs run as a task group; prints the markdown tables.
-A folder without results.json, or a results.json that cannot be read, gets one line on stderr and exit status 2.
+heatmap.png, size_diff.png, tables.tex with --latex, and groups.md for jobs run as a task group; prints the
+markdown tables. A folder without results.json, or a results.json that cannot be read, gets one line on stderr
+and exit status 2.
 """
 
 from __future__ import annotations
@@ -12,29 +14,38 @@ import sys
 from pathlib import Path
 
 from xrobust.errors import XrobustError
-from xrobust.report.collect import collect
+from xrobust.report.collect import Job, collect
 from xrobust.report.compare import compare
+from xrobust.report.comparison import Options
+from xrobust.report.corrections import CORRECTIONS, HOLM
+from xrobust.report.diff_tables import SIZE_DIFF_COLUMNS, size_diff_markdown, size_diff_rows
+from xrobust.report.formatting import write_csv
 from xrobust.report.groups import group_markdown, group_scores
+from xrobust.report.identity import MODEL, NOISE
+from xrobust.report.item_rows import ACCURACY, GENERALIZED, PERTURBED
 from xrobust.report.plots import heatmap, size_diff_plot
-from xrobust.report.tables import (
-    SIZE_DIFF_COLUMNS,
-    TIDY_COLUMNS,
-    generalized_markdown,
-    results_markdown,
-    size_diff_markdown,
-    size_diff_rows,
-    tidy_rows,
-    write_csv,
-)
+from xrobust.report.sizes import basis_text, model_sizes, parse_pairs
+from xrobust.report.tables import TIDY_COLUMNS, by_task, generalized_markdown, results_markdown, tidy_rows
 
-LEVEL = 0.95
+COMPARE_HELP = (
+    "the axis of the difference tables: 'model' (default: size gaps, larger minus smaller within each "
+    "model.family, and how each noise changes them), 'noise' (each noise minus --baseline), or any config key "
+    "that tells the sweep's jobs apart, e.g. noise.eps or optim.lr (each value minus the first in sorted order)"
+)
+PAIRS_HELP = (
+    "FIRST:SECOND[,...]: the pairs to contrast along --compare, each read as FIRST minus SECOND: model names "
+    "(e.g. xlmr-xxl:xlmr-large,mt0-xxl:mt0-large, across families too), noise names (rs_rp:none) or values of "
+    "the key (0.9:0.5). Default: within-family larger:smaller pairs; each noise against --baseline; each value "
+    "against the first"
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="xrobust-report",
-        description="Per-language accuracy tables and larger-minus-smaller model differences with paired "
-        "bootstrap intervals, for every job (results.json) below a sweep folder.",
+        description="Per-language accuracy tables and paired differences (larger minus smaller model by default) "
+        "with two-stage bootstrap intervals (seeds, then test items, drawn jointly across parallel test sets) and "
+        "significance corrected across each row's languages, for every job (results.json) below a sweep folder.",
     )
     parser.add_argument("sweep", type=Path, help="a sweep folder, e.g. multirun/2025-01-31/12-00-00")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: SWEEP/report)")
@@ -43,11 +54,60 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap random seed (default 0)")
-    parser.add_argument("--baseline", default="none", help="noise the size-gap changes are measured against")
+    parser.add_argument("--level", type=float, default=0.95, help="interval level; bold below p = 1 - level")
+    parser.add_argument("--baseline", default="none", help="noise the changes are measured against (default none)")
+    parser.add_argument("--compare", default=MODEL, metavar="model|noise|KEY", help=COMPARE_HELP)
+    parser.add_argument("--pairs", default=None, metavar="FIRST:SECOND,...", help=PAIRS_HELP)
+    parser.add_argument(
+        "--correction",
+        choices=sorted(CORRECTIONS),
+        default=HOLM,
+        help="adjustment of each row's p-values across its languages and mean: holm (default, family-wise error), "
+        "bh (Benjamini-Hochberg, false discovery rate) or none",
+    )
+    parser.add_argument(
+        "--permutations",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also a paired sign-flip permutation test per cell with N permutations (p-values beside the "
+        "bootstrap's; 0 = off)",
+    )
+    parser.add_argument("--latex", action="store_true", help="also write tables.tex (booktabs)")
     args = parser.parse_args(argv)
     if args.n_boot < 1:
         parser.error("--n-boot must be >= 1")
+    if not 0.5 <= args.level < 1:
+        parser.error("--level must lie in [0.5, 1)")
+    if args.permutations < 0:
+        parser.error("--permutations must be >= 0")
+    try:
+        args.pairs = parse_pairs(args.pairs)
+    except ValueError as err:
+        parser.error(str(err))
     return args
+
+
+def differences(jobs: list[Job], args: argparse.Namespace) -> tuple[list, list[str], dict[str, str]]:
+    """Every contrast along --compare for the standard read-out, then for the perturbed and generalized
+    read-outs (when the model axis is compared, also each noise minus the baseline there)."""
+    options = Options(args.n_boot, args.seed, args.level, args.correction, args.permutations)
+    common = dict(baseline=args.baseline, options=options)
+    comparisons, notes = compare(jobs, axis=args.compare, pairs=args.pairs, measure=ACCURACY, **common)
+    for measure in (PERTURBED, GENERALIZED):
+        if not any(job.has(measure) for job in jobs):
+            continue
+        found, more = compare(jobs, axis=args.compare, pairs=args.pairs, measure=measure, **common)
+        comparisons += found
+        notes += more
+        if args.compare == MODEL:
+            found, more = compare(jobs, axis=NOISE, measure=measure, **common)
+            comparisons += found
+            notes += more
+    basis = {}
+    if args.compare == MODEL:
+        basis = {task: basis_text(model_sizes(mine), args.pairs is not None) for task, mine in by_task(jobs).items()}
+    return comparisons, list(dict.fromkeys(notes)), basis
 
 
 def report(args: argparse.Namespace) -> dict[str, Path]:
@@ -72,15 +132,20 @@ def report(args: argparse.Namespace) -> dict[str, Path]:
         files["groups_md"].write_text(group_markdown(groups), encoding="utf-8")
         print(group_markdown(groups))
 
-    comparisons, notes = compare(jobs, n_boot=args.n_boot, seed=args.seed, baseline=args.baseline, level=LEVEL)
+    comparisons, notes, basis = differences(jobs, args)
     diff_rows = size_diff_rows(comparisons)
     files["size_diff"] = out / "size_diff.csv"
     write_csv(files["size_diff"], diff_rows, SIZE_DIFF_COLUMNS)
-    diff_md = size_diff_markdown(comparisons, args.n_boot, LEVEL, notes)
+    diff_md = size_diff_markdown(comparisons, args.n_boot, args.level, notes, basis)
     files["size_diff_md"] = out / "size_diff.md"
     files["size_diff_md"].write_text(diff_md, encoding="utf-8")
     files["size_diff_plot"] = size_diff_plot(comparisons, out / "size_diff.png")
     print(diff_md)
+    if args.latex:
+        from xrobust.report.latex import latex_tables
+
+        files["latex"] = out / "tables.tex"
+        files["latex"].write_text(latex_tables(jobs, comparisons, args.n_boot, args.baseline), encoding="utf-8")
 
     if args.wandb:
         from xrobust.report.wandb_tables import upload
@@ -90,7 +155,14 @@ def report(args: argparse.Namespace) -> dict[str, Path]:
             tables={"results_tidy": (TIDY_COLUMNS, tidy), "size_diff": (SIZE_DIFF_COLUMNS, diff_rows)},
             images={"heatmap": files["heatmap"], "size_diff_plot": files["size_diff_plot"]},
             group=str(args.sweep),
-            config={"sweep": str(args.sweep), "n_boot": args.n_boot, "seed": args.seed, "level": LEVEL},
+            config={
+                "sweep": str(args.sweep),
+                "n_boot": args.n_boot,
+                "seed": args.seed,
+                "level": args.level,
+                "compare": args.compare,
+                "correction": args.correction,
+            },
         )
         print(f"W&B run: {run_dir}")
     for path in files.values():

@@ -6,7 +6,6 @@ refused with its path (XrobustError); nothing is skipped silently.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from dataclasses import dataclass, field
@@ -14,19 +13,27 @@ from pathlib import Path
 from typing import Any
 
 from xrobust.errors import XrobustError
+from xrobust.report.identity import MISSING, MODEL, NOISE, flatten, label_keys, setting_text
+from xrobust.report.item_rows import (
+    ACCURACY,
+    GENERALIZED,
+    PERTURBED,
+    Item,
+    check_against_results,
+    correctness,
+    mixed_pair_names,
+    read_predictions,
+)
 from xrobust.results import PREDICTIONS_FILE, RESULTS_FILE
 
 # Top-level fields of results.json the report reads, and the nested ones.
 REQUIRED_FIELDS = ("task", "model", "noise", "seed", "source_language", "accuracy", "n_examples")
 REQUIRED_MODEL_FIELDS = ("name", "num_parameters")
-PREDICTION_COLUMNS = ["lang", "id", "gold", "pred"]
-# results.json stores float32 accuracies: allow that rounding, never a different count.
-ACCURACY_TOLERANCE = 1e-4
 
 
 @dataclass
 class Job:
-    """One finished training run: what it was (task, model, noise, seed) and what it measured."""
+    """One finished training run: what it was (task, model, noise, other settings, seed) and what it measured."""
 
     folder: Path
     rel_folder: str
@@ -45,81 +52,80 @@ class Job:
     # results.json's generalized summary (languages, A x B matrix, means) when eval.generalized was on.
     generalized: dict[str, Any] | None = None
     train_seconds: float | None = None
-    _correct: dict[str, dict[int, tuple[int, bool]]] | None = field(default=None, repr=False)
+    # Size as the model declares it (results.json model.*; older runs: None).
+    family: str | None = None
+    non_embedding_parameters: int | None = None
+    perturbed_accuracy: dict[str, float] | None = None
+    # The resolved config flattened to dotted keys (config snapshot and noise parameters).
+    flat_config: dict[str, str] = field(default_factory=dict)
+    # The keys beside model and noise that tell this job's setting apart in its sweep (set by collect).
+    setting: dict[str, str] = field(default_factory=dict)
+    _rows: dict[str, dict[int, Item]] | None = field(default=None, repr=False)
+    _has_perturbed: bool = field(default=False, repr=False)
+    _sets: dict[str, dict] = field(default_factory=dict, repr=False)
 
     @property
     def languages(self) -> list[str]:
         return list(self.accuracy)
 
     @property
-    def key(self) -> tuple[str, str, str, int]:
-        return (self.task, self.model, self.noise, self.seed)
+    def labels(self) -> dict[str, str]:
+        """The job's setting: model, noise, then the other keys that differ in its sweep."""
+        return {MODEL: self.model, NOISE: self.noise, **self.setting}
+
+    @property
+    def key(self) -> tuple:
+        return (self.task, self.model, self.noise, tuple(self.setting.items()), self.seed)
 
     @property
     def predictions_path(self) -> Path:
         return self.folder / (self.predictions_file or PREDICTIONS_FILE)
 
-    def predictions(self) -> dict[str, dict[int, tuple[int, bool]]]:
-        """{lang: {item id: (gold, correct)}}, read once and checked against results.json."""
-        if self._correct is None:
+    def _read(self) -> dict[str, dict[int, Item]]:
+        """Every test set of predictions.tsv, read once and checked against results.json."""
+        if self._rows is None:
             if self.predictions_file is None and not self.predictions_path.is_file():
                 raise XrobustError(
                     f"{self.folder / RESULTS_FILE}: the job saved no predictions (eval.save_predictions=false); "
                     f"the size comparison pairs test items from {PREDICTIONS_FILE}"
                 )
-            self._correct = self._standard_only(read_predictions(self.predictions_path))
-            self._check_predictions()
-        return self._correct
-
-    def _standard_only(self, predictions: dict[str, dict]) -> dict[str, dict]:
-        """Drop the generalized setting's mixed pairs (`A_B`, see results.json's `generalized`): the paired
-        statistics compare the standard per-language test sets."""
-        languages = (self.generalized or {}).get("languages") or []
-        mixed = {f"{a}_{b}" for a in languages for b in languages if a != b}
-        return {lang: items for lang, items in predictions.items() if lang not in mixed}
-
-    def _check_predictions(self) -> None:
-        path = self.predictions_path
-        assert self._correct is not None
-        if set(self._correct) != set(self.accuracy):
-            raise XrobustError(
-                f"{path}: languages {sorted(self._correct)} differ from results.json's {sorted(self.accuracy)}"
-            )
-        for lang, items in self._correct.items():
-            if len(items) != self.n_examples[lang]:
-                raise XrobustError(
-                    f"{path}: {len(items)} {lang} predictions, results.json says n_examples={self.n_examples[lang]}"
+            rows, self._has_perturbed = read_predictions(self.predictions_path)
+            mixed = mixed_pair_names(self.generalized)
+            standard = {name: items for name, items in rows.items() if name not in mixed}
+            check_against_results(self.predictions_path, standard, self.accuracy, self.n_examples, "correct")
+            if self._has_perturbed and self.perturbed_accuracy:
+                check_against_results(
+                    self.predictions_path, standard, self.perturbed_accuracy, self.n_examples, "perturbed_correct"
                 )
-            accuracy = sum(correct for _, correct in items.values()) / len(items)
-            if abs(accuracy - self.accuracy[lang]) > ACCURACY_TOLERANCE:
-                raise XrobustError(
-                    f"{path}: {lang} accuracy from predictions {accuracy:.4f} differs from results.json's "
-                    f"{self.accuracy[lang]:.4f}"
-                )
+            self._rows = rows
+        return self._rows
 
+    def predictions(self) -> dict[str, dict[int, tuple[int, bool]]]:
+        """{lang: {item id: (gold, correct)}} of the standard test sets (the generalized pairs left out)."""
+        return self.sets(ACCURACY)
 
-def read_predictions(path: Path) -> dict[str, dict[int, tuple[int, bool]]]:
-    """Parse predictions.tsv (header lang, id, gold, pred) into {lang: {id: (gold, correct)}}."""
-    if not path.is_file():
-        raise XrobustError(f"{path}: predictions file not found (the size comparison pairs test items from it)")
-    out: dict[str, dict[int, tuple[int, bool]]] = {}
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t")
-        header = next(reader, None)
-        if header != PREDICTION_COLUMNS:
-            raise XrobustError(f"{path}: header {header} is not {PREDICTION_COLUMNS}")
-        for line_no, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            try:
-                lang, item, gold, pred = row[0], int(row[1]), int(row[2]), int(row[3])
-            except (ValueError, IndexError):
-                raise XrobustError(f"{path}:{line_no}: malformed row {row!r}") from None
-            items = out.setdefault(lang, {})
-            if item in items:
-                raise XrobustError(f"{path}:{line_no}: item ({lang}, {item}) appears twice")
-            items[item] = (gold, gold == pred)
-    return out
+    def has(self, measure: str) -> bool:
+        """Whether results.json announces this read-out (its predictions may still be missing: see sets)."""
+        if measure == PERTURBED:
+            return bool(self.perturbed_accuracy)
+        if measure == GENERALIZED:
+            return bool(mixed_pair_names(self.generalized))
+        return True
+
+    def sets(self, measure: str) -> dict[str, dict[int, tuple[int, bool]]]:
+        """{test set: {item id: (gold, correct)}}: the languages (accuracy, perturbed) or the mixed pairs."""
+        if measure not in self._sets:
+            rows = self._read()
+            mixed = mixed_pair_names(self.generalized)
+            if measure == PERTURBED and not self._has_perturbed:
+                raise XrobustError(f"{self.predictions_path}: no {PERTURBED} column (run before it was saved)")
+            wanted = {name: items for name, items in rows.items() if (name in mixed) == (measure == GENERALIZED)}
+            self._sets[measure] = correctness(wanted, measure)
+        return self._sets[measure]
+
+    def has_perturbed_column(self) -> bool:
+        self._read()
+        return self._has_perturbed
 
 
 def _number(value: Any) -> bool:
@@ -158,6 +164,10 @@ def parse_results(path: Path, root: Path) -> Job:
     if not isinstance(majority, dict):
         raise XrobustError(f"{path}: 'majority_class_accuracy' must be an object")
     folder = path.parent
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    flat = flatten({"noise": noise}) | flatten(config)
+    body = model.get("non_embedding_parameters")
+    perturbed = data.get("perturbed_accuracy")
     return Job(
         folder=folder,
         rel_folder=str(folder.relative_to(root)) if folder != root else ".",
@@ -175,6 +185,10 @@ def parse_results(path: Path, root: Path) -> Job:
         task_group=_task_group(data.get("task_group"), path),
         generalized=data.get("generalized"),
         train_seconds=(data.get("wall_time_s") or {}).get("train"),
+        family=model.get("family") or (config.get("model") or {}).get("family"),
+        non_embedding_parameters=int(body) if _number(body) else None,
+        perturbed_accuracy={lang: float(a) for lang, a in perturbed.items()} if isinstance(perturbed, dict) else None,
+        flat_config=flat,
     )
 
 
@@ -186,8 +200,17 @@ def _task_group(value: Any, path: Path) -> dict[str, Any] | None:
     return {"name": str(value["name"]), "tasks": [str(t) for t in value["tasks"]]}
 
 
+def _identity_row(job: Job) -> dict[str, str]:
+    """The job's flattened config without values naming its own folder (checkpoint and log paths), with its
+    model and noise names."""
+    folder = str(job.folder.resolve())
+    kept = {key: value for key, value in job.flat_config.items() if folder not in value}
+    return kept | {MODEL: job.model, NOISE: job.noise}
+
+
 def collect(root: Path) -> list[Job]:
-    """Every job below root, sorted by folder; refuses an empty folder and two jobs with one identity."""
+    """Every job below root, sorted by folder, each labelled by what sets it apart in its task's sweep (see
+    identity.py); refuses an empty folder and two runs of one setting and seed."""
     root = Path(root)
     if not root.is_dir():
         raise XrobustError(f"{root}: not a folder")
@@ -195,13 +218,19 @@ def collect(root: Path) -> list[Job]:
     if not paths:
         raise XrobustError(f"{root}: no {RESULTS_FILE} below this folder (is it a finished sweep?)")
     jobs = [parse_results(path, root) for path in paths]
+    for task in {job.task for job in jobs}:
+        mine = [job for job in jobs if job.task == task]
+        rows = [_identity_row(job) for job in mine]
+        keys = label_keys(rows, [job.seed for job in mine])[2:]
+        for job, row in zip(mine, rows, strict=True):
+            job.setting = {key: row.get(key, MISSING) for key in keys}
     seen: dict[tuple, Job] = {}
     for job in jobs:
         other = seen.setdefault(job.key, job)
         if other is not job:
-            task, model, noise, seed = job.key
+            setting = setting_text(job.labels)
             raise XrobustError(
-                f"{job.folder / RESULTS_FILE}: task={task} model={model} noise={noise} seed={seed} also ran in "
-                f"{other.folder}; point the report at one sweep"
+                f"{job.folder / RESULTS_FILE}: task={job.task} ({setting}) seed={job.seed} also ran in "
+                f"{other.folder}, with no config key telling them apart but paths and logging: remove one run"
             )
     return jobs

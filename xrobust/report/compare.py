@@ -1,11 +1,12 @@
-"""Pair jobs into the size comparison: larger minus smaller model, per task and noise, and how noise moves it.
+"""Pair the settings of each task along one axis and estimate every contrast (see comparison.py).
 
-Two jobs are paired when they share task, noise and seed; their test items are paired by (language, id) from
-predictions.tsv. "Larger" is the model with more parameters (results.json model.num_parameters). With several
-seeds, each model's correctness on an item is averaged over the seeds both models ran (a fraction in [0, 1]),
-the difference and its bootstrap interval are computed from those averages (the point estimate then equals
-the mean over seeds of the per-seed difference), and the spread over seeds is reported separately as the
-standard deviation of the per-seed differences.
+The axis (`--compare`) is `model` (default), `noise` or any key that labels the sweep's jobs (identity.py).
+A row of a table holds one setting of the other keys, e.g. noise=rs_rp with noise.eps=0.5. Along `model`, pairs
+are larger:smaller within a family by default (sizes.py); each row is a size gap, and each row under a noise other
+than the baseline also gets the change of that gap against the baseline noise's row with the same other keys.
+Along `noise`, each noise is contrasted with the baseline noise; along another key, each value with the first
+(in sorted order). `--pairs FIRST:SECOND,...` names the pairs instead (model names, noise names or key values).
+Only seeds that every setting of a contrast ran are used.
 """
 
 from __future__ import annotations
@@ -13,43 +14,16 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-
-import numpy as np
 
 from xrobust.errors import XrobustError
-from xrobust.report.bootstrap import TARGET_MEAN, Estimate, paired_bootstrap
 from xrobust.report.collect import Job
+from xrobust.report.comparison import CONTRAST, NOISE_CHANGE, SIZE, Comparison, Options, estimate_contrast
+from xrobust.report.contrasts import Grid, Setting, Term
+from xrobust.report.identity import MODEL, NOISE, setting_text
+from xrobust.report.item_rows import ACCURACY
+from xrobust.report.sizes import default_pairs, model_sizes
 
-SIZE = "size"
-NOISE_CHANGE = "noise_change"
-
-
-@dataclass
-class Comparison:
-    """One contrast for one task: `size` = larger - smaller under `noise`; `noise_change` = that gap under
-    `noise` minus the gap under `baseline`. Keys of the dicts: languages, then TARGET_MEAN."""
-
-    task: str
-    kind: str
-    noise: str
-    baseline: str | None
-    larger: str
-    smaller: str
-    larger_params: int
-    smaller_params: int
-    source_language: str
-    languages: list[str]
-    seeds: list[int]
-    n_items: dict[str, int]
-    estimates: dict[str, Estimate]
-    seed_std: dict[str, float | None]
-    larger_accuracy: dict[str, float] = field(default_factory=dict)
-    smaller_accuracy: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def columns(self) -> list[str]:
-        return [*self.languages, TARGET_MEAN]
+__all__ = ["CONTRAST", "NOISE_CHANGE", "SIZE", "Comparison", "compare", "noise_order", "sort_values"]
 
 
 def noise_order(noises: Sequence[str], baseline: str) -> list[str]:
@@ -57,195 +31,189 @@ def noise_order(noises: Sequence[str], baseline: str) -> list[str]:
     return sorted(set(noises), key=lambda name: (name != baseline, name))
 
 
-def model_sizes(jobs: list[Job]) -> list[tuple[str, int]]:
-    """(model, parameters), largest first; refuses one model name reported with two sizes."""
-    sizes: dict[str, int] = {}
-    for job in jobs:
-        if sizes.setdefault(job.model, job.num_parameters) != job.num_parameters:
-            raise XrobustError(
-                f"{job.folder}: model {job.model} has {job.num_parameters} parameters here, "
-                f"{sizes[job.model]} in another job"
-            )
-    return sorted(sizes.items(), key=lambda item: (-item[1], item[0]))
+def sort_values(values) -> list[str]:
+    """Distinct values, numbers in numeric order before text in alphabetical order."""
+
+    def key(value: str):
+        try:
+            return (0, float(value), value)
+        except ValueError:
+            return (1, 0.0, value)
+
+    return sorted(set(values), key=key)
 
 
-def correctness(jobs: list[Job], languages: list[str]) -> tuple[dict[str, list[int]], list[dict[str, np.ndarray]]]:
-    """Item ids per language (sorted) and, per job, a 0/1 correctness vector per language on those items.
-
-    All jobs must hold the same items with the same gold labels: otherwise the pairing means nothing and the
-    report refuses, naming the two prediction files.
-    """
-    reference = jobs[0]
-    ref_predictions = reference.predictions()
-    ids = {lang: sorted(ref_predictions[lang]) for lang in languages}
-    vectors = []
-    for job in jobs:
-        predictions = job.predictions()
-        per_lang = {}
-        for lang in languages:
-            items = predictions.get(lang, {})
-            gold = {item: value[0] for item, value in items.items()}
-            ref_gold = {item: value[0] for item, value in ref_predictions[lang].items()}
-            if gold != ref_gold:
-                raise XrobustError(
-                    f"{job.predictions_path}: the {lang} test items (ids or gold labels) differ from "
-                    f"{reference.predictions_path}; paired comparison needs the same test set"
-                )
-            per_lang[lang] = np.array([items[item][1] for item in ids[lang]], dtype=np.float64)
-        vectors.append(per_lang)
-    return ids, vectors
+def axis_keys(keys: list[str], axis: str) -> list[str]:
+    if axis == NOISE:
+        return [key for key in keys if key == NOISE or key.startswith(NOISE + ".")]
+    if axis not in keys:
+        raise XrobustError(
+            f"--compare {axis}: not a key that tells this sweep's jobs apart (those are: {', '.join(keys)})"
+        )
+    return [axis]
 
 
-def _seed_std(per_seed: list[dict[str, float]], columns: list[str]) -> dict[str, float | None]:
-    if len(per_seed) < 2:
-        return dict.fromkeys(columns)
-    return {col: float(np.std([row[col] for row in per_seed], ddof=1)) for col in columns}
+class _Task:
+    """One task's grid split into the compared axis and the conditions (the other keys)."""
+
+    def __init__(self, grid: Grid, axis: str, baseline: str):
+        self.grid, self.axis, self.baseline = grid, axis, baseline
+        self.axis_keys = axis_keys(grid.keys, axis)
+        self.condition_keys = [key for key in grid.keys if key not in self.axis_keys]
+        by_condition: dict[tuple, list[Setting]] = defaultdict(list)
+        for setting in grid.settings:
+            by_condition[self.condition_of(setting)].append(setting)
+        noise_at = self.condition_keys.index(NOISE) if NOISE in self.condition_keys else None
+        self.conditions = sorted(
+            by_condition,
+            key=lambda c: (c[noise_at] != baseline, *c) if noise_at is not None else c,
+        )
+        self.by_condition = by_condition
+
+    def condition_of(self, setting: Setting) -> tuple:
+        labels = self.grid.labels(setting)
+        return tuple(labels[key] for key in self.condition_keys)
+
+    def value_of(self, setting: Setting) -> str:
+        """The setting's position on the axis: a model or key value, or a noise with its parameters."""
+        labels = self.grid.labels(setting)
+        return setting_text(labels, self.axis_keys) if self.axis == NOISE else labels[self.axis]
+
+    def condition_labels(self, condition: tuple) -> dict[str, str]:
+        return dict(zip(self.condition_keys, condition, strict=True))
+
+    def setting(self, condition: tuple, value: str) -> Setting | None:
+        return next((s for s in self.by_condition[condition] if self.matches(s, value)), None)
+
+    def matches(self, setting: Setting, name: str) -> bool:
+        labels = self.grid.labels(setting)
+        return name in (self.value_of(setting), labels[self.axis_keys[0]])
+
+    def baseline_condition(self, condition: tuple) -> tuple | None:
+        """The condition with the baseline noise and the same non-noise keys (model axis)."""
+        labels = self.condition_labels(condition)
+        if labels.get(NOISE) == self.baseline:
+            return None
+        plain = {k: v for k, v in labels.items() if not (k == NOISE or k.startswith(NOISE + "."))}
+        for other in self.conditions:
+            found = self.condition_labels(other)
+            if found.get(NOISE) == self.baseline and all(found[k] == v for k, v in plain.items()):
+                return other
+        return None
 
 
-def _with_target_mean(values: dict[str, float], targets: list[str]) -> dict[str, float]:
-    return {**values, TARGET_MEAN: float(np.mean([values[lang] for lang in targets]))}
-
-
-class _Grid:
-    """The jobs of one task, indexed by (model, noise, seed)."""
-
-    def __init__(self, task: str, jobs: list[Job]):
-        self.task = task
-        self.jobs = {(job.model, job.noise, job.seed): job for job in jobs}
-        first = jobs[0]
-        self.source = first.source_language
-        self.languages = first.languages
-        for job in jobs:
-            if job.languages != self.languages or job.source_language != self.source:
-                raise XrobustError(
-                    f"{job.folder}: languages {job.languages} (source {job.source_language}) differ from "
-                    f"{first.folder}'s {self.languages} (source {self.source}) for task {task}"
-                )
-        self.targets = [lang for lang in self.languages if lang != self.source]
-
-    def seeds(self, models: Sequence[str], noises: Sequence[str]) -> list[int]:
-        """Seeds for which every (model, noise) combination ran."""
-        sets = [{s for (m, n, s) in self.jobs if m == model and n == noise} for model in models for noise in noises]
-        return sorted(set.intersection(*sets)) if sets else []
-
-    def correct(self, models: Sequence[str], noises: Sequence[str], seeds: list[int]):
-        """ids, and {(model, noise, seed): {lang: 0/1 vector}} over the same items."""
-        keys = [(m, n, s) for m in models for n in noises for s in seeds]
-        ids, vectors = correctness([self.jobs[key] for key in keys], self.languages)
-        return ids, dict(zip(keys, vectors, strict=True))
+def _value_pairs(task: _Task, condition: tuple, chosen) -> list[tuple[str, str]]:
+    """Pairs of axis values (first, second) within one condition, for the noise and key axes."""
+    settings = task.by_condition[condition]
+    if chosen is not None:
+        return [(a, b) for a, b in chosen if task.setting(condition, a) and task.setting(condition, b)]
+    if task.axis == NOISE:
+        is_base = [task.grid.labels(s)[NOISE] == task.baseline for s in settings]
+        base = [task.value_of(s) for s, b in zip(settings, is_base, strict=True) if b]
+        others = sort_values(task.value_of(s) for s, b in zip(settings, is_base, strict=True) if not b)
+        return [(value, b) for value in others for b in base]
+    ordered = sort_values(task.value_of(s) for s in settings)
+    return [(value, ordered[0]) for value in ordered[1:]]
 
 
 def compare(
-    jobs: list[Job], n_boot: int = 2000, seed: int = 0, baseline: str = "none", level: float = 0.95
+    jobs: list[Job],
+    n_boot: int = 2000,
+    seed: int = 0,
+    baseline: str = "none",
+    level: float = 0.95,
+    axis: str = MODEL,
+    pairs: list[tuple[str, str]] | None = None,
+    measure: str = ACCURACY,
+    options: Options | None = None,
 ) -> tuple[list[Comparison], list[str]]:
-    """Every size comparison and noise change the jobs allow, and notes on what could not be compared."""
+    """Every contrast the jobs allow along `axis`, and notes on what could not be compared."""
+    options = options or Options(n_boot=n_boot, seed=seed, level=level)
     by_task: dict[str, list[Job]] = defaultdict(list)
     for job in jobs:
         by_task[job.task].append(job)
     comparisons: list[Comparison] = []
     notes: list[str] = []
-    for task in sorted(by_task):
-        grid = _Grid(task, by_task[task])
-        sizes = model_sizes(by_task[task])
-        if len(sizes) < 2:
-            notes.append(f"{task}: only one model ({sizes[0][0]}), no size comparison")
-            continue
-        noises = noise_order([job.noise for job in by_task[task]], baseline)
-        for i, (larger, larger_params) in enumerate(sizes):
-            for smaller, smaller_params in sizes[i + 1 :]:
-                pair = dict(larger=larger, smaller=smaller, larger_params=larger_params, smaller_params=smaller_params)
-                for noise in noises:
-                    found = _size_gap(grid, noise, pair, n_boot, seed, level)
-                    if found is None:
-                        notes.append(f"{task}/{noise}: no seed ran both {larger} and {smaller}, no size comparison")
-                    else:
-                        comparisons.append(found)
-                if baseline not in noises:
-                    notes.append(f"{task}: no {baseline!r} runs, so no change of the size gap relative to it")
-                    continue
-                for noise in noises[1:]:
-                    found = _noise_change(grid, noise, baseline, pair, n_boot, seed, level)
-                    if found is None:
-                        notes.append(
-                            f"{task}/{noise}: no seed ran {larger} and {smaller} under both {noise} and {baseline}"
-                        )
-                    else:
-                        comparisons.append(found)
+    for name in sorted(by_task):
+        task = _Task(Grid(name, by_task[name]), axis, baseline)
+        if axis == MODEL:
+            _model_axis(task, by_task[name], pairs, measure, options, comparisons, notes)
+        else:
+            for condition in task.conditions:
+                for first, second in _value_pairs(task, condition, pairs):
+                    _add(task, condition, first, second, CONTRAST, measure, options, comparisons, notes)
+    notes = list(dict.fromkeys(notes))
     for note in notes:
         print(f"xrobust-report: note: {note}", file=sys.stderr)
     return comparisons, notes
 
 
-def _size_gap(grid: _Grid, noise: str, pair: dict, n_boot: int, seed: int, level: float) -> Comparison | None:
-    larger, smaller = pair["larger"], pair["smaller"]
-    seeds = grid.seeds([larger, smaller], [noise])
+def _model_axis(task: _Task, jobs: list[Job], chosen, measure: str, options: Options, comparisons, notes) -> None:
+    sizes = {size.name: size for size in model_sizes(jobs)}
+    if chosen is None:
+        if len(sizes) < 2:
+            notes.append(f"{task.grid.task}: only one model ({next(iter(sizes))}), no size comparison")
+            return
+        found, same_size = default_pairs(list(sizes.values()))
+        notes += [f"{task.grid.task}: {note}" for note in same_size]
+        model_pairs = [(a.name, b.name) for a, b in found]
+    else:
+        unknown = sorted({n for pair in chosen for n in pair} - set(sizes))
+        if unknown:
+            notes.append(f"{task.grid.task}: --pairs names {', '.join(unknown)}, not a model of this task")
+        model_pairs = [(a, b) for a, b in chosen if a in sizes and b in sizes]
+    if NOISE in task.condition_keys and not any(
+        task.condition_labels(c).get(NOISE) == task.baseline for c in task.conditions
+    ):
+        notes.append(f"{task.grid.task}: no {task.baseline!r} runs, so no change of the size gap relative to it")
+    for first, second in model_pairs:
+        extra = {"first_size": sizes[first], "second_size": sizes[second]}
+        for condition in task.conditions:
+            _add(task, condition, first, second, SIZE, measure, options, comparisons, notes, **extra)
+        for condition in task.conditions:
+            base = task.baseline_condition(condition)
+            if base is not None:
+                _add(task, condition, first, second, NOISE_CHANGE, measure, options, comparisons, notes, base, **extra)
+
+
+def _add(task, condition, first, second, kind, measure, options, comparisons, notes, base=None, **extra) -> None:
+    """Estimate first minus second in `condition` (minus the same in `base`), or note why it cannot be."""
+    here = setting_text(task.condition_labels(condition)) or "all"
+    where = f"{task.grid.task}/{here}"
+    terms = [Term(task.setting(condition, first), 1), Term(task.setting(condition, second), -1)]
+    if base is not None:
+        terms += [Term(task.setting(base, first), -1), Term(task.setting(base, second), 1)]
+    settings = [term.setting for term in terms]
+    if all(setting is None for setting in settings[:2]) or (base is not None and None in settings):
+        return
+    seeds = task.grid.seeds(settings) if None not in settings else []
+    base_text = setting_text(task.condition_labels(base)) if base is not None else None
     if not seeds:
-        return None
-    ids, correct = grid.correct([larger, smaller], [noise], seeds)
-    mean_l = {lang: np.mean([correct[(larger, noise, s)][lang] for s in seeds], axis=0) for lang in grid.languages}
-    mean_s = {lang: np.mean([correct[(smaller, noise, s)][lang] for s in seeds], axis=0) for lang in grid.languages}
-    contrasts = {lang: mean_l[lang] - mean_s[lang] for lang in grid.languages}
-    per_seed = [
-        _with_target_mean(
-            {
-                lang: float(correct[(larger, noise, s)][lang].mean() - correct[(smaller, noise, s)][lang].mean())
-                for lang in grid.languages
-            },
-            grid.targets,
+        what = ", no size comparison" if kind == SIZE else ""
+        notes.append(
+            f"{where}: no seed ran both {first} and {second}{what}"
+            if base is None
+            else f"{where}: no seed ran {first} and {second} under both {here} and {base_text}"
         )
-        for s in seeds
-    ]
-    columns = [*grid.languages, TARGET_MEAN]
-    return Comparison(
-        task=grid.task,
-        kind=SIZE,
-        noise=noise,
-        baseline=None,
-        source_language=grid.source,
-        languages=grid.languages,
-        seeds=seeds,
-        n_items={lang: len(ids[lang]) for lang in grid.languages},
-        estimates=paired_bootstrap(contrasts, grid.targets, n_boot, seed, level),
-        seed_std=_seed_std(per_seed, columns),
-        larger_accuracy=_with_target_mean({lang: float(v.mean()) for lang, v in mean_l.items()}, grid.targets),
-        smaller_accuracy=_with_target_mean({lang: float(v.mean()) for lang, v in mean_s.items()}, grid.targets),
-        **pair,
-    )
-
-
-def _noise_change(
-    grid: _Grid, noise: str, baseline: str, pair: dict, n_boot: int, seed: int, level: float
-) -> Comparison | None:
-    larger, smaller = pair["larger"], pair["smaller"]
-    seeds = grid.seeds([larger, smaller], [noise, baseline])
-    if not seeds:
-        return None
-    ids, correct = grid.correct([larger, smaller], [noise, baseline], seeds)
-
-    def gap(lang: str, n: str, s: int) -> np.ndarray:
-        return correct[(larger, n, s)][lang] - correct[(smaller, n, s)][lang]
-
-    contrasts = {
-        lang: np.mean([gap(lang, noise, s) - gap(lang, baseline, s) for s in seeds], axis=0) for lang in grid.languages
-    }
-    per_seed = [
-        _with_target_mean(
-            {lang: float((gap(lang, noise, s) - gap(lang, baseline, s)).mean()) for lang in grid.languages},
-            grid.targets,
+        return
+    reason = task.grid.missing(settings, measure)
+    if reason is not None:
+        if reason:
+            notes.append(f"{where}: {reason}")
+        return
+    comparisons.append(
+        estimate_contrast(
+            task.grid,
+            terms,
+            seeds,
+            measure,
+            options,
+            kind=kind,
+            axis=task.axis,
+            first=first,
+            second=second,
+            condition=task.condition_labels(condition),
+            baseline=base_text,
+            **extra,
         )
-        for s in seeds
-    ]
-    columns = [*grid.languages, TARGET_MEAN]
-    return Comparison(
-        task=grid.task,
-        kind=NOISE_CHANGE,
-        noise=noise,
-        baseline=baseline,
-        source_language=grid.source,
-        languages=grid.languages,
-        seeds=seeds,
-        n_items={lang: len(ids[lang]) for lang in grid.languages},
-        estimates=paired_bootstrap(contrasts, grid.targets, n_boot, seed, level),
-        seed_std=_seed_std(per_seed, columns),
-        **pair,
     )

@@ -15,7 +15,8 @@ from hydra.experimental.callback import Callback
 
 from xrobust.errors import XrobustError
 from xrobust.report.collect import Job, collect
-from xrobust.report.tables import markdown_table
+from xrobust.report.formatting import markdown_table
+from xrobust.report.identity import setting_text
 
 GROUP_SCORES_FILE = "group_scores.json"
 
@@ -28,7 +29,7 @@ def target_mean(job: Job) -> float:
 
 
 def group_scores(jobs: list[Job]) -> list[dict[str, Any]]:
-    """One row per (group, model, noise, seed); a setting that misses a task of its group says which."""
+    """One row per (group, model, noise, other settings, seed); a setting that misses a task of its group says which."""
     settings: dict[tuple, dict[str, Job]] = {}
     members: dict[str, list[str]] = {}
     for job in jobs:
@@ -36,9 +37,10 @@ def group_scores(jobs: list[Job]) -> list[dict[str, Any]]:
             continue
         name = job.task_group["name"]
         members.setdefault(name, job.task_group["tasks"])
-        settings.setdefault((name, job.model, job.noise, job.seed), {})[job.task] = job
+        key = (name, job.model, job.noise, setting_text(job.setting), job.seed)
+        settings.setdefault(key, {})[job.task] = job
     rows = []
-    for (name, model, noise, seed), by_task in sorted(settings.items()):
+    for (name, model, noise, setting, seed), by_task in sorted(settings.items()):
         tasks = members[name]
         means = {task: target_mean(by_task[task]) for task in tasks if task in by_task}
         missing = [task for task in tasks if task not in by_task]
@@ -47,6 +49,7 @@ def group_scores(jobs: list[Job]) -> list[dict[str, Any]]:
                 "group": name,
                 "model": model,
                 "noise": noise,
+                "setting": setting,
                 "seed": seed,
                 "tasks": means,
                 "missing": missing,
@@ -67,7 +70,8 @@ def group_markdown(rows: list[dict[str, Any]]) -> str:
         for row in mine:
             cells = [f"{100 * row['tasks'][t]:.1f}" if t in row["tasks"] else "missing" for t in tasks]
             score = f"{100 * row['score']:.1f}" if row["score"] is not None else "incomplete"
-            body.append([row["model"], row["noise"], str(row["seed"]), *cells, score])
+            noise = ", ".join(part for part in (row["noise"], row["setting"]) if part)
+            body.append([row["model"], noise, str(row["seed"]), *cells, score])
         out.append(f"Task group {group} (accuracy %, mean over target languages):\n")
         out.append(markdown_table(header, body, ["l", "l", "r", *["r"] * (len(tasks) + 1)]))
     return "\n".join(out)

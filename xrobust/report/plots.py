@@ -13,7 +13,10 @@ import numpy as np  # noqa: E402
 
 from xrobust.report.bootstrap import TARGET_MEAN  # noqa: E402
 from xrobust.report.collect import Job  # noqa: E402
-from xrobust.report.compare import SIZE, Comparison, model_sizes, noise_order  # noqa: E402
+from xrobust.report.comparison import SIZE, Comparison  # noqa: E402
+from xrobust.report.identity import MODEL, setting_text  # noqa: E402
+from xrobust.report.item_rows import ACCURACY  # noqa: E402
+from xrobust.report.tables import ordered_settings, runs_of  # noqa: E402
 
 
 def heatmap(jobs: list[Job], path: Path, baseline: str = "none") -> Path:
@@ -29,19 +32,19 @@ def heatmap(jobs: list[Job], path: Path, baseline: str = "none") -> Path:
         source = task_jobs[0].source_language
         targets = [lang for lang in languages if lang != source]
         configs, columns = [], []
-        for model, _ in model_sizes(task_jobs):
-            for noise in noise_order([job.noise for job in task_jobs], baseline):
-                runs = [job for job in task_jobs if job.model == model and job.noise == noise]
-                if not runs:
-                    continue
-                acc = [np.mean([job.accuracy.get(lang, np.nan) for job in runs]) for lang in languages]
-                acc.append(np.nanmean([a for lang, a in zip(languages, acc, strict=False) if lang in targets]))
-                columns.append(acc)
-                seeds = f" ({len(runs)} seeds)" if len(runs) > 1 else ""
-                configs.append(f"{model}\n{noise}{seeds}")
+        for setting in ordered_settings(task_jobs, baseline):
+            runs = runs_of(task_jobs, setting)
+            acc = [np.mean([job.accuracy.get(lang, np.nan) for job in runs]) for lang in languages]
+            acc.append(np.nanmean([a for lang, a in zip(languages, acc, strict=False) if lang in targets]))
+            columns.append(acc)
+            seeds = [f"({len(runs)} seeds)"] if len(runs) > 1 else []
+            rest = [setting_text({k: v}) for k, v in setting.items() if k != MODEL]
+            configs.append("\n".join([setting[MODEL], *rest, *seeds]))
         panels.append((task, [*languages, "target mean"], configs, 100 * np.array(columns).T))
-    width = max(4.0, 1.1 * max(len(p[2]) for p in panels) + 1.5)
-    height = sum(0.45 * len(p[1]) + 1.6 for p in panels)
+    longest = max(len(line) for p in panels for config in p[2] for line in config.splitlines())
+    width = max(4.0, max(1.1, 0.07 * longest) * max(len(p[2]) for p in panels) + 1.5)
+    lines = max(config.count("\n") for p in panels for config in p[2])  # tick labels: one line per key
+    height = sum(0.45 * len(p[1]) + 1.3 + 0.2 * lines for p in panels)
     fig, axes = plt.subplots(len(panels), 1, figsize=(width, height), squeeze=False)
     for ax, (task, rows, configs, values) in zip(axes[:, 0], panels, strict=True):
         image = ax.imshow(values, cmap="viridis", aspect="auto")
@@ -66,7 +69,7 @@ def size_diff_plot(comparisons: list[Comparison], path: Path) -> Path:
     """One panel per task and model pair: larger minus smaller per language, one series per noise, CI bars."""
     groups: dict[tuple, list[Comparison]] = defaultdict(list)
     for comp in comparisons:
-        if comp.kind == SIZE:
+        if comp.kind == SIZE and comp.measure == ACCURACY:
             groups[(comp.task, comp.larger, comp.smaller)].append(comp)
     n_panels = max(1, len(groups))
     fig, axes = plt.subplots(n_panels, 1, figsize=(9.5, 3.6 * n_panels), squeeze=False)
@@ -88,14 +91,15 @@ def size_diff_plot(comparisons: list[Comparison], path: Path) -> Path:
                 fmt="o",
                 capsize=3,
                 markersize=4,
-                label=f"{comp.noise} (seeds {','.join(map(str, comp.seeds))})",
+                label=f"{setting_text(comp.condition)} (seeds {','.join(map(str, comp.seeds))})",
             )
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.axvline(len(columns) - 1.5, color="grey", linewidth=0.5, linestyle=":")
         ax.set_xticks(x, [c.replace(TARGET_MEAN, "target\nmean") for c in columns])
         ax.set_ylabel("accuracy difference (points)")
-        ax.set_title(f"{task}: {larger} minus {smaller}, 95% paired bootstrap intervals", fontsize=10)
-        ax.legend(fontsize=8, title="noise", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        level = int(round(100 * (1 - comps[0].alpha)))
+        ax.set_title(f"{task}: {larger} minus {smaller}, {level}% bootstrap intervals (seeds and items)", fontsize=10)
+        ax.legend(fontsize=8, title="setting", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -1,0 +1,166 @@
+"""One contrast of one task, estimated: per test set and on the mean over sets, the difference with its interval
+and its raw and row-adjusted p-values.
+
+Statistics (see bootstrap.py): a two-stage bootstrap over the seeds every setting ran, then the test items,
+drawn jointly across parallel test sets; percentile intervals; bootstrap p-values adjusted across the cells of
+the row (its sets and their mean) by Holm (default) or Benjamini-Hochberg; optionally a paired sign-flip
+permutation p-value per cell, adjusted the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from xrobust.report.bootstrap import TARGET_MEAN, Estimate, estimate, sign_flip_p
+from xrobust.report.contrasts import Grid, Term
+from xrobust.report.corrections import HOLM, adjust
+from xrobust.report.identity import NOISE
+from xrobust.report.item_rows import GENERALIZED
+from xrobust.report.sizes import ModelSize
+
+SIZE = "size"
+NOISE_CHANGE = "noise_change"
+CONTRAST = "contrast"
+MIXED_MEAN = "mixed_mean"
+JOINT, INDEPENDENT = "joint", "independent"
+
+
+@dataclass(frozen=True)
+class Options:
+    n_boot: int = 2000
+    seed: int = 0
+    level: float = 0.95
+    correction: str = HOLM
+    # Resamples of the sign-flip permutation test; 0 = no permutation test.
+    permutations: int = 0
+
+    @property
+    def alpha(self) -> float:
+        return 1 - self.level
+
+
+@dataclass
+class Comparison:
+    """`size`: first minus second model (larger minus smaller by default) in one setting of the other keys;
+    `noise_change`: that gap in the setting minus the gap under the baseline noise; `contrast`: first minus
+    second value of another axis (a noise, or a swept key). Dict keys: the test sets, then the mean column."""
+
+    task: str
+    measure: str
+    kind: str
+    axis: str
+    first: str
+    second: str
+    condition: dict[str, str]
+    baseline: str | None
+    source_language: str
+    languages: list[str]
+    columns: list[str]
+    seeds: list[int]
+    n_items: dict[str, int]
+    estimates: dict[str, Estimate]
+    seed_std: dict[str, float | None]
+    p: dict[str, float]
+    p_adjusted: dict[str, float]
+    resampling: str
+    correction: str
+    alpha: float
+    p_perm: dict[str, float] | None = None
+    p_perm_adjusted: dict[str, float] | None = None
+    first_size: ModelSize | None = None
+    second_size: ModelSize | None = None
+    first_accuracy: dict[str, float] = field(default_factory=dict)
+    second_accuracy: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def noise(self) -> str:
+        return self.condition.get(NOISE, self.first)
+
+    @property
+    def larger(self) -> str:
+        return self.first
+
+    @property
+    def smaller(self) -> str:
+        return self.second
+
+    @property
+    def larger_params(self) -> int | None:
+        return self.first_size.total if self.first_size else None
+
+    @property
+    def smaller_params(self) -> int | None:
+        return self.second_size.total if self.second_size else None
+
+    @property
+    def larger_accuracy(self) -> dict[str, float]:
+        return self.first_accuracy
+
+    @property
+    def smaller_accuracy(self) -> dict[str, float]:
+        return self.second_accuracy
+
+    def significant(self, column: str) -> bool:
+        """Bold: the row-adjusted bootstrap p-value is below 1 - level."""
+        return self.p_adjusted[column] < self.alpha
+
+    def n_items_of(self, column: str) -> int:
+        if column == TARGET_MEAN:
+            return sum(self.n_items[s] for s in self.languages if s != self.source_language)
+        if column == MIXED_MEAN:
+            return sum(self.n_items.values())
+        return self.n_items[column]
+
+
+def _with_means(values: dict[str, float], means: dict[str, list[str]]) -> dict[str, float]:
+    return {**values, **{col: float(np.mean([values[s] for s in members])) for col, members in means.items()}}
+
+
+def estimate_contrast(grid: Grid, terms: list[Term], seeds: list[int], measure: str, options: Options, **fields):
+    """The Comparison of `terms` over `seeds` (fields: task-independent descriptors: kind, axis, first, ...)."""
+    sets, accuracy, parallel = grid.contrast(terms, seeds, measure)
+    if measure == GENERALIZED:
+        means = {MIXED_MEAN: list(sets)}
+        columns = [MIXED_MEAN]
+    else:
+        means = {TARGET_MEAN: [lang for lang in grid.targets if lang in sets]}
+        columns = [*sets, TARGET_MEAN]
+    estimates, p = estimate(sets, means, options.n_boot, options.seed, options.level, joint=parallel)
+    p = {col: p[col] for col in columns}
+    per_seed = [_with_means({n: float(c.values[i].mean()) for n, c in sets.items()}, means) for i in range(len(seeds))]
+    seed_std = {
+        col: float(np.std([row[col] for row in per_seed], ddof=1)) if len(seeds) > 1 else None
+        for col in [*sets, *means]
+    }
+    perm = perm_adjusted = None
+    if options.permutations:
+        found = sign_flip_p(sets, means, options.permutations, options.seed, joint=parallel)
+        perm = {col: found[col] for col in columns}
+        perm_adjusted = adjust(perm, options.correction)
+    first_accuracy = second_accuracy = {}
+    if len(terms) == 2:
+        first_accuracy = _with_means(accuracy[terms[0].setting], means)
+        second_accuracy = _with_means(accuracy[terms[1].setting], means)
+    return Comparison(
+        task=grid.task,
+        measure=measure,
+        source_language=grid.source,
+        languages=list(sets),
+        columns=columns,
+        seeds=seeds,
+        n_items={name: len(c.ids) for name, c in sets.items()},
+        estimates=estimates,
+        seed_std=seed_std,
+        p=p,
+        p_adjusted=adjust(p, options.correction),
+        resampling=JOINT if parallel and len(sets) > 1 else INDEPENDENT,
+        correction=options.correction,
+        alpha=options.alpha,
+        p_perm=perm,
+        p_perm_adjusted=perm_adjusted,
+        first_accuracy=first_accuracy,
+        second_accuracy=second_accuracy,
+        **fields,
+    )
