@@ -48,7 +48,7 @@ report: setup
 	$(BIN)/xrobust-report "$${sweep%/}"
 
 # xrobust against the HF Trainer and pad-to-128 (our defaults, then with the opt-in bf16 autocast), then each
-# speed lever alone (~45 min on 2 idle cores): the README's Performance tables.
+# speed lever alone (~45 min on 2 idle cores): the tables of docs/performance.md.
 # BENCH_ARGS="--steps 47 --max-eval-examples 0" for one epoch and every dev item.
 BENCH_ARGS ?= --steps 16 --max-eval-examples 256
 bench: setup

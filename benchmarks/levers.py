@@ -8,7 +8,7 @@ with it on over the default's. Levers that only touch training are not
 evaluated, levers that only touch evaluation skip training (evaluation speed does not depend on the weights).
 Also: the tokenization cache (data preparation of a sweep's first job, empty cache, against its second job,
 same cache; target <= 10%), and with --accuracy-epochs E the accuracy effect of freezing the input embeddings
-(two full E-epoch trainings, frozen and trained, on every target dev example: the README figure is E=3).
+(two full E-epoch trainings, frozen and trained, on every target dev example: the docs/performance.md figure is E=3).
 """
 
 from __future__ import annotations
