@@ -116,7 +116,7 @@ def test_two_ranks_ran(multi_rank):
 def test_every_test_item_is_counted_once(multi_rank, one_process):
     rows = predictions(multi_rank.folder)
     for name in [*LANGUAGES, *MIXED_PAIRS]:
-        ids = [int(i) for lang, i, _, _ in rows if lang == name]
+        ids = [int(i) for lang, i, *_ in rows if lang == name]
         assert sorted(ids) == list(range(ITEMS_PER_LANGUAGE)), name
     assert multi_rank.results["n_examples"] == dict.fromkeys(LANGUAGES, ITEMS_PER_LANGUAGE)
     assert multi_rank.results["n_examples"] == one_process.results["n_examples"]
