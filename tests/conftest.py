@@ -69,3 +69,16 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real benchmark data not found at {SHARED_DATA} (it sits beside the checkout on CI)")
     return SHARED_DATA
+
+
+def run_report(args: list[str], capsys) -> tuple[int, str, str]:
+    """xrobust-report in this process: its exit code, stdout and stderr."""
+    from xrobust.report.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_report
 
 from xrobust.report.bootstrap import TARGET_MEAN, paired_bootstrap
-from xrobust.report.cli import main
 from xrobust.report.collect import collect
 from xrobust.report.compare import NOISE_CHANGE, SIZE, compare
 from xrobust.report.diff_tables import SIZE_DIFF_COLUMNS
@@ -73,16 +73,6 @@ def sweep(tmp_path):
     write_job(root, BIG, "none", 1, wrong_on(10))
     write_job(root, BIG, "adv", 1, wrong_on(15))
     return root
-
-
-def run_report(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def read_csv(path: Path) -> list[dict]:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_report
 
 from xrobust.predictions import predictions_tsv
-from xrobust.report.cli import main
 from xrobust.report.collect import collect
 from xrobust.report.compare import compare
 
@@ -81,16 +81,6 @@ def write_job(root: Path, model: dict, noise: dict, seed: int, accuracy: float, 
     return folder
 
 
-def report(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def table_rows(markdown: str, title: str) -> list[list[str]]:
     """The first markdown table after the text `title`: header, then body rows (the rule left out)."""
     lines = markdown.split(title, 1)[1].splitlines()
@@ -121,7 +111,7 @@ def test_a_sweep_over_noise_eps_reports_one_row_per_eps(eps_sweep, capsys, tmp_p
     assert {job.noise: job.setting for job in jobs if job.noise == "none"} == {"none": {"noise.eps": "-"}}
     assert {job.setting["noise.eps"] for job in jobs} == {"-", "0.5", "0.9"}
     out = tmp_path / "out"
-    code, stdout, err = report([str(eps_sweep), "--out", str(out), "--n-boot", "300"], capsys)
+    code, stdout, err = run_report([str(eps_sweep), "--out", str(out), "--n-boot", "300"], capsys)
     assert code == 0, err
     results = table_rows(stdout, "test accuracy (%)")
     assert results[0][:5] == ["model", "params", "noise", "noise.eps", "seeds"]
@@ -169,7 +159,7 @@ def test_compare_along_a_swept_key_or_the_noise(eps_sweep):
 
 
 def test_unknown_compare_key_is_one_line_and_exit_2(eps_sweep, capsys, tmp_path):
-    code, _, err = report([str(eps_sweep), "--out", str(tmp_path), "--compare", "optim.lr"], capsys)
+    code, _, err = run_report([str(eps_sweep), "--out", str(tmp_path), "--compare", "optim.lr"], capsys)
     assert code == 2 and err.count("\n") == 1
     assert (
         "--compare optim.lr: not a key that tells this sweep's jobs apart (those are: model, noise, noise.eps)" in err
@@ -208,7 +198,7 @@ def test_default_pairs_stay_within_a_family_and_pairs_choose_others(tmp_path, ca
     chosen, notes = compare(collect(root), n_boot=50, pairs=[("xlmr-base", "mdeberta-v3-base"), ("a", "b")])
     assert {(c.first, c.second) for c in chosen} == {("xlmr-base", "mdeberta-v3-base")}
     assert any("--pairs names a, b, not a model of this task" in note for note in notes)
-    code, _, err = report([str(root), "--out", str(tmp_path / "o"), "--n-boot", "50", "--pairs", "x:x"], capsys)
+    code, _, err = run_report([str(root), "--out", str(tmp_path / "o"), "--n-boot", "50", "--pairs", "x:x"], capsys)
     assert code == 2 and "FIRST:SECOND with two different names" in err
 
 
@@ -216,7 +206,7 @@ def test_older_results_without_family_or_body_compare_every_pair_by_total_and_sa
     root = tmp_path / "sweep"
     write_job(root, ME5, {"name": "none"}, 1, 0.7, drop_body=True)
     write_job(root, ME5_6L, {"name": "none"}, 1, 0.6, drop_body=True)
-    code, out, _ = report([str(root), "--out", str(tmp_path / "o"), "--n-boot", "50"], capsys)
+    code, out, _ = run_report([str(root), "--out", str(tmp_path / "o"), "--n-boot", "50"], capsys)
     assert code == 0
     assert "Size = total parameters, embeddings included (results.json lacks model.non_embedding_parameters" in out
     # The family still comes from the config snapshot (config.model.family).
@@ -231,7 +221,7 @@ def test_generalized_and_perturbed_read_outs_get_intervals(tmp_path, capsys):
             write_job(root, ME5, noise, seed, big, generalized=LANGS, perturbed=big - 0.1)
             write_job(root, ME5_6L, noise, seed, small, generalized=LANGS, perturbed=small - 0.2)
     out = tmp_path / "out"
-    code, stdout, err = report([str(root), "--out", str(out), "--n-boot", "300", "--latex"], capsys)
+    code, stdout, err = run_report([str(root), "--out", str(out), "--n-boot", "300", "--latex"], capsys)
     assert code == 0, err
     general = table_rows(stdout, "generalized setting (mixed-pair mean: sentence 1 in A, sentence 2 in B): me5-small")
     # eps follows the noise here (one value per noise): no noise.eps column.
