@@ -37,9 +37,10 @@ lint: setup
 	$(BIN)/ruff check xrobust tests benchmarks
 	$(BIN)/ruff format --check xrobust tests benchmarks
 
-# The size grid (conf/experiment/size_grid.yaml): 2 model sizes x 4 noises on the sample, ~20 min on 2 CPU cores.
+# The size grid on a CPU budget (conf/experiment/size_grid_cpu.yaml): 2 model sizes x 4 noises on the sample, ~20 min
+# on 2 CPU cores. The real 1B-vs-10B grid: experiment=size_grid (GPUs).
 sweep: setup
-	$(BIN)/python -m xrobust.train -m experiment=size_grid logger=csv
+	$(BIN)/python -m xrobust.train -m experiment=size_grid_cpu logger=csv
 
 # Tables, size differences with bootstrap intervals and figures for the newest sweep under multirun/.
 report: setup

@@ -99,7 +99,7 @@ def clean_embeddings(model, batch):
 @pytest.mark.parametrize("norm", ["l2", "linf"])
 def test_rs_rp_noise_is_inside_the_ball_and_zero_on_padding(classifier, batch, norm):
     eps = 1.8 if norm == "l2" else 0.16
-    method = RandomPerturbation(name="rs_rp", norm=norm, eps=eps, seed=3)
+    method = RandomPerturbation(name="rs_rp", eps_scale="absolute", norm=norm, eps=eps, seed=3)
     seen, handle = capture_inputs_embeds(classifier)
     try:
         with torch.no_grad():
@@ -117,7 +117,7 @@ def test_rs_rp_noise_is_inside_the_ball_and_zero_on_padding(classifier, batch, n
 
 
 def test_rs_rp_gaussian_noise_has_the_configured_scale(classifier, batch):
-    method = RandomPerturbation(name="rs_rp", distribution="gaussian", sigma=0.09, seed=3)
+    method = RandomPerturbation(name="rs_rp", eps_scale="absolute", distribution="gaussian", sigma=0.09, seed=3)
     embeds = clean_embeddings(classifier, batch)
     delta = method.noise(embeds, batch["attention_mask"])
     real = batch["attention_mask"].bool()
@@ -126,7 +126,7 @@ def test_rs_rp_gaussian_noise_has_the_configured_scale(classifier, batch):
 
 
 def test_rs_rp_repeats_each_example_with_fresh_noise(classifier, batch):
-    method = RandomPerturbation(name="rs_rp", eps=1.8, num_samples=3, seed=3)
+    method = RandomPerturbation(name="rs_rp", eps_scale="absolute", eps=1.8, num_samples=3, seed=3)
     seen, handle = capture_inputs_embeds(classifier)
     try:
         with torch.no_grad():
@@ -143,7 +143,7 @@ def test_rs_rp_repeats_each_example_with_fresh_noise(classifier, batch):
 
 
 def test_rs_rp_gradient_reaches_the_embedding_matrix(classifier, batch):
-    method = RandomPerturbation(name="rs_rp", eps=1.8, seed=3)
+    method = RandomPerturbation(name="rs_rp", eps_scale="absolute", eps=1.8, seed=3)
     classifier.zero_grad(set_to_none=True)
     method.training_loss(classifier, dict(batch)).backward()
     grad = classifier.get_input_embeddings().weight.grad
@@ -156,14 +156,18 @@ def test_predict_default_and_smoothed(classifier, batch):
     with torch.no_grad():
         clean = classifier(**inputs).logits.argmax(dim=-1)
         assert torch.equal(NoNoise(name="none").predict(classifier, inputs), clean)
-        assert torch.equal(RandomPerturbation(name="rs_rp", eps=1.8).predict(classifier, inputs), clean)
         assert torch.equal(
-            RandomPerturbation(name="rs_rp", eps=0.0, smoothed_prediction=True, num_test_samples=2).predict(
-                classifier, inputs
-            ),
+            RandomPerturbation(name="rs_rp", eps_scale="absolute", eps=1.8).predict(classifier, inputs), clean
+        )
+        assert torch.equal(
+            RandomPerturbation(
+                name="rs_rp", eps_scale="absolute", eps=0.0, smoothed_prediction=True, num_test_samples=2
+            ).predict(classifier, inputs),
             clean,
         )
-        smoothed = RandomPerturbation(name="rs_rp", eps=1.8, smoothed_prediction=True, num_test_samples=3, seed=4)
+        smoothed = RandomPerturbation(
+            name="rs_rp", eps_scale="absolute", eps=1.8, smoothed_prediction=True, num_test_samples=3, seed=4
+        )
         first = smoothed.predict(classifier, inputs)
         assert first.dtype == torch.long and first.shape == clean.shape
         assert torch.equal(first, smoothed.predict(classifier, inputs)), "a prediction must not depend on history"
@@ -334,7 +338,7 @@ def test_rs_da_embedding_source_is_computed_once_and_cached(classifier, tokenize
 @pytest.mark.parametrize("norm", ["l2", "linf"])
 def test_pgd_raises_the_loss_inside_the_ball(classifier, batch, norm):
     eps, alpha = (0.5, 0.3) if norm == "l2" else (0.05, 0.03)
-    method = AdversarialTraining(name="adv", norm=norm, eps=eps, alpha=alpha, steps=2, seed=0)
+    method = AdversarialTraining(name="adv", eps_scale="absolute", norm=norm, eps=eps, alpha=alpha, steps=2, seed=0)
     inputs = dict(batch)
     embeds, rest = split_embeddings(classifier, inputs)
     classifier.zero_grad(set_to_none=True)
@@ -353,7 +357,9 @@ def test_pgd_raises_the_loss_inside_the_ball(classifier, batch, norm):
 
 
 def test_pgd_training_loss_is_clean_plus_adversarial(classifier, batch):
-    method = AdversarialTraining(name="adv", eps=0.5, alpha=0.3, steps=1, clean_weight=0.5, adv_weight=2.0, seed=0)
+    method = AdversarialTraining(
+        name="adv", eps_scale="absolute", eps=0.5, alpha=0.3, steps=1, clean_weight=0.5, adv_weight=2.0, seed=0
+    )
     torch.manual_seed(0)
     loss = method.training_loss(classifier, dict(batch))
     with torch.no_grad():
@@ -367,7 +373,15 @@ def test_pgd_training_loss_is_clean_plus_adversarial(classifier, batch):
 
 def test_freelb_loss_backward_is_the_mean_of_the_step_gradients(classifier, batch):
     method = AdversarialTraining(
-        name="adv", variant="freelb", eps=0.5, alpha=0.3, steps=2, random_start=False, clean_weight=0.0, seed=0
+        name="adv",
+        eps_scale="absolute",
+        variant="freelb",
+        eps=0.5,
+        alpha=0.3,
+        steps=2,
+        random_start=False,
+        clean_weight=0.0,
+        seed=0,
     )
     classifier.zero_grad(set_to_none=True)
     loss = method.training_loss(classifier, dict(batch))
@@ -378,9 +392,9 @@ def test_freelb_loss_backward_is_the_mean_of_the_step_gradients(classifier, batc
 
     # By hand: delta_0 = 0, delta_1 = one projected ascent step from 0; mean of the two losses.
     embeds, rest = split_embeddings(classifier, dict(batch))
-    one_step = AdversarialTraining(name="adv", eps=0.5, alpha=0.3, steps=1, random_start=False).attack(
-        classifier, embeds, rest
-    )
+    one_step = AdversarialTraining(
+        name="adv", eps_scale="absolute", eps=0.5, alpha=0.3, steps=1, random_start=False
+    ).attack(classifier, embeds, rest)
     by_hand = (classifier(**batch).loss + classifier(inputs_embeds=embeds + one_step, **rest).loss) / 2
     assert loss.item() == pytest.approx(by_hand.item(), rel=1e-5)
     assert loss > classifier(**batch).loss

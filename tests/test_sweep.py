@@ -17,7 +17,7 @@ LANGS = ["en", "de", "fr", "es", "ru", "zh", "ar"]
 # A handful of steps and short pairs: the point is the plumbing, not the accuracy.
 SWEEP_ARGS = [
     "-m",
-    "experiment=size_grid",
+    "experiment=size_grid_cpu",
     f"model={','.join(MODELS)}",
     f"noise={','.join(NOISES)}",
     *FAST,
@@ -31,8 +31,8 @@ TEST_ITEMS = 32
 JOB_DIRS = sorted(f"{model}_{noise}_sample_s1" for model in MODELS for noise in NOISES)
 
 
-def test_size_grid_config_sweeps_two_sizes_and_four_noises():
-    cfg = compose_config(["experiment=size_grid"])
+def test_size_grid_cpu_config_sweeps_two_sizes_and_four_noises():
+    cfg = compose_config(["experiment=size_grid_cpu"])
     params = cfg.hydra.sweeper.params
     assert params.model == "me5-small,me5-small-6l"
     # Every training regime of conf/noise/, found there rather than listed.
@@ -44,7 +44,21 @@ def test_size_grid_config_sweeps_two_sizes_and_four_noises():
     assert cfg.trainer.max_epochs == 2 and cfg.data.max_length == 64
     # ... through the environment, so the csv and none loggers get no W&B-only keys.
     for choice in ["csv", "none"]:
-        assert "group" not in (compose_config(["experiment=size_grid", f"logger={choice}"]).logger or {})
+        assert "group" not in (compose_config(["experiment=size_grid_cpu", f"logger={choice}"]).logger or {})
+
+
+def test_the_real_size_grid_has_real_defaults():
+    """experiment=size_grid is the 1B-vs-10B grid on GPUs: whole epochs at 128 pieces until dev-en stops improving,
+    never the CPU budget of size_grid_cpu."""
+    cfg = compose_config(["experiment=size_grid"])
+    params = cfg.hydra.sweeper.params
+    assert params.model == "xlmr-xl,xlmr-xxl" and params.noise == "glob(*)"
+    assert cfg.trainer.limit_train_batches is None, "the real grid must train on every batch"
+    assert cfg.data.max_length == 128 and cfg.trainer.accelerator == "gpu" and cfg.trainer.precision == "bf16-mixed"
+    stopping = cfg.callbacks.early_stopping
+    assert (stopping.monitor, stopping.mode) == ("val/acc", "max") and cfg.trainer.max_epochs >= 2
+    assert "model_checkpoint" in cfg.callbacks, "early stopping comes beside the default callbacks"
+    assert cfg.hydra.job.env_set.WANDB_RUN_GROUP == cfg.hydra.sweep.dir
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from xrobust import random_state
 from xrobust.kinds import get_kind
 from xrobust.models.loading import count_non_embedding_parameters, count_parameters, load_classifier, plain
 from xrobust.noise.base import NoiseMethod
-from xrobust.noise.embeddings import device_generator, split_embeddings
+from xrobust.noise.embeddings import device_generator, resolve_perturbation, split_embeddings
 from xrobust.noise.perturb import sample_ball, token_mask
 from xrobust.predictions import Row, accuracy, gather_from_ranks, unique_by_id
 from xrobust.sharding import mixed_precision_policy, shard_model
@@ -74,7 +74,8 @@ class TransferModule(pl.LightningModule):
         self.non_embedding_parameters = count_non_embedding_parameters(self.model)
         self.noise = noise
         self.test_names = list(test_names)
-        self.test_perturbation = dict(test_perturbation or {}) if perturbed_eval else None
+        # Its radius in embedding units, measured here while the embedding matrix is whole (before any sharding).
+        self.test_perturbation = resolve_perturbation(dict(test_perturbation), self.model) if perturbed_eval else None
         self.val_accuracy = get_kind(task_kind).metric(num_labels)
         # Per test set, one row per item (after testing: from every rank, each item once); results come from these.
         self.test_predictions: dict[str, list[Row]] = {}
@@ -101,12 +102,14 @@ class TransferModule(pl.LightningModule):
         self.log("val/acc", self.val_accuracy, prog_bar=True, batch_size=len(batch["labels"]))
 
     def predict_perturbed_labels(self, batch: dict[str, torch.Tensor], seed: int) -> torch.Tensor:
-        """Clean-classifier predictions with each real token's input embedding moved within its ball."""
+        """Clean-classifier predictions with each real token's input embedding moved within its ball (of radius
+        eps_absolute: eval.perturbation.eps in the scale it names)."""
         inputs = self.model_inputs(batch)
         inputs.pop("labels")
         embeds, rest = split_embeddings(self.model, inputs)
         spec, generator = self.test_perturbation, device_generator(seed, embeds.device)
-        delta = sample_ball(embeds, token_mask(rest["attention_mask"], embeds), spec["eps"], spec["norm"], generator)
+        mask = token_mask(rest["attention_mask"], embeds)
+        delta = sample_ball(embeds, mask, spec["eps_absolute"], spec["norm"], generator)
         return self.model(inputs_embeds=embeds + delta, **rest).logits.argmax(dim=-1)
 
     def on_test_epoch_start(self) -> None:

@@ -148,6 +148,12 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def early_stopped(trainer: Any) -> bool | None:
+    """True when an EarlyStopping callback ended training, False when it let it run out, None without one."""
+    callback = trainer.early_stopping_callback
+    return None if callback is None else callback.stopped_epoch > 0
+
+
 def stage_record(name: str, cfg: DictConfig, task: TaskSpec, job: Job, pretrained: str) -> dict[str, Any]:
     """One entry of results.json's `stages`: what a training stage started from and how long it trained."""
     return {
@@ -193,6 +199,8 @@ def collect_results(
             "best_val_acc": job.best_val_acc,
             "epochs_run": trainer.current_epoch,
             "steps_run": trainer.global_step,
+            # callbacks=early_stopping: whether dev-en stopped improving before trainer.max_epochs (None: no budget)
+            "early_stopped": early_stopped(trainer),
         },
         "accuracy": accuracy,
         "n_examples": {lang: r["n"] for lang, r in standard.items()},
@@ -203,6 +211,10 @@ def collect_results(
         "target_mean": target_mean,
         "transfer_gap": gap,
     }
+    if job.last_epoch_results is not None:
+        last = {lang: job.last_epoch_results[lang]["accuracy"] for lang in standard}
+        results["last_epoch_accuracy"] = last
+        results["last_epoch_target_mean"] = summarize_accuracy(last, task.source_language)[1]
     if datamodule.generalized_languages:
         results["generalized"] = generalized_summary(
             datamodule.generalized_languages, module.test_results, datamodule.generalized_excluded

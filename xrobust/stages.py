@@ -54,6 +54,8 @@ class Job:
     selected: str | None = None
     best_val_acc: float | None = None
     train_seconds: float = 0.0
+    # eval.test_last: the test results of the weights after the last epoch (before the selection was loaded).
+    last_epoch_results: dict | None = None
 
 
 def build_job(cfg: DictConfig, task: TaskSpec, pretrained: str) -> Job:
@@ -94,6 +96,10 @@ def fitted_stage(cfg: DictConfig, task: TaskSpec, pretrained: str) -> Iterator[J
         job.selected = "best"
     if checkpoint and checkpoint.best_model_score is not None:
         job.best_val_acc = float(checkpoint.best_model_score)
+    if cfg.eval.get("test_last") and job.datamodule.test_names:
+        # The module holds the last epoch's weights until the caller tests the selection (ckpt_path="best").
+        job.trainer.test(job.module, datamodule=job.datamodule, ckpt_path=None, verbose=False)
+        job.last_epoch_results = dict(job.module.test_results)
     yield job
     finish_run(job.logger)
 

@@ -32,12 +32,14 @@ from xrobust.noise.embeddings import EmbeddingNoise, split_embeddings
 @dataclasses.dataclass(kw_only=True, eq=False)
 class AdversarialTraining(EmbeddingNoise):
     variant: Literal["pgd", "freelb"] = "pgd"
-    eps: float = 0.1
-    alpha: float = 0.06
+    # me5-small's 0.1 and 0.06 in embedding units (its median token-embedding norm is 1.604)
+    eps: float = 0.06234409
+    alpha: float = 0.03740645
     steps: int = 2
     random_start: bool = True
     clean_weight: float = 1.0
     adv_weight: float = 1.0
+    scaled_fields = ("eps", "alpha")  # the step size scales with the ball
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -46,21 +48,24 @@ class AdversarialTraining(EmbeddingNoise):
         require(self.clean_weight >= 0, "clean_weight", self.clean_weight, "must be >= 0")
         require(self.adv_weight > 0, "adv_weight", self.adv_weight, "must be > 0 (adv_weight=0 is noise=none)")
 
-    def start(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if not self.random_start or self.eps == 0:
+    def start(self, embeds: torch.Tensor, mask: torch.Tensor, model: nn.Module | None = None) -> torch.Tensor:
+        eps = self.radius("eps", model)
+        if not self.random_start or eps == 0:
             return torch.zeros_like(embeds)
-        return perturb.sample_ball(embeds, mask, self.eps, self.norm, self.generators.get(embeds.device))
+        return perturb.sample_ball(embeds, mask, eps, self.norm, self.generators.get(embeds.device))
 
     def step(self, delta: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """One ascent step from delta along grad, projected back into the ball; detached."""
-        moved = perturb.ascent_step(delta.detach(), grad, self.alpha, self.norm)
-        return (perturb.project(moved, self.eps, self.norm) * mask).detach()
+        moved = perturb.ascent_step(delta.detach(), grad, self.radius("alpha"), self.norm)
+        return (perturb.project(moved, self.radius("eps"), self.norm) * mask).detach()
 
-    def attack(self, model: nn.Module, embeds: torch.Tensor, rest: dict[str, torch.Tensor]) -> torch.Tensor:
+    def attack(
+        self, model: nn.Module, embeds: torch.Tensor, rest: dict[str, torch.Tensor], positions: torch.Tensor = None
+    ) -> torch.Tensor:
         """PGD: the detached delta after K ascent steps; no parameter gradient is computed or stored."""
         base = embeds.detach()
-        mask = perturb.token_mask(rest["attention_mask"], base)
-        delta = self.start(base, mask)
+        mask = perturb.token_mask(rest["attention_mask"] if positions is None else positions, base)
+        delta = self.start(base, mask, model)
         with torch.enable_grad():
             for _ in range(self.steps):
                 delta.requires_grad_(True)
@@ -71,20 +76,23 @@ class AdversarialTraining(EmbeddingNoise):
 
     def training_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         embeds, rest = split_embeddings(model, batch)
+        positions = self.positions(batch["input_ids"], rest["attention_mask"])
         if self.variant == "pgd":
-            delta = self.attack(model, embeds, rest)
+            delta = self.attack(model, embeds, rest, positions)
             adversarial = model(inputs_embeds=embeds + delta, **rest).loss
         else:
-            adversarial = self.freelb_loss(model, embeds, rest)
+            adversarial = self.freelb_loss(model, embeds, rest, positions)
         if self.clean_weight == 0:
             return self.adv_weight * adversarial
         clean = model(inputs_embeds=embeds, **rest).loss
         return self.clean_weight * clean + self.adv_weight * adversarial
 
-    def freelb_loss(self, model: nn.Module, embeds: torch.Tensor, rest: dict[str, torch.Tensor]) -> torch.Tensor:
+    def freelb_loss(
+        self, model: nn.Module, embeds: torch.Tensor, rest: dict[str, torch.Tensor], positions: torch.Tensor
+    ) -> torch.Tensor:
         """Mean of the losses at delta_0 .. delta_{K-1}, each graph kept for the parameters' backward."""
-        mask = perturb.token_mask(rest["attention_mask"], embeds)
-        delta = self.start(embeds.detach(), mask)
+        mask = perturb.token_mask(positions, embeds)
+        delta = self.start(embeds.detach(), mask, model)
         losses = []
         for t in range(self.steps):
             last = t == self.steps - 1

@@ -1,9 +1,15 @@
 """`noise=rs_da`: randomized smoothing with data augmentation (Huang et al. 2021, section 3.2; Robust-XLT).
 
 Each time a training example is drawn, every word that has neighbours is replaced by a uniform draw from
-{word} + neighbours(word) (Robust-XLT's `perturb.py` rule), on the fly through the datamodule's
-`train_text_transform`, instead of writing a training file K times larger. Words without neighbours stay.
-Where the neighbours come from (`neighbours.source`: `embedding` or `file`): xrobust/noise/neighbours.py.
+{word} + neighbours(word), on the fly through the datamodule's `train_text_transform`, instead of writing a
+training file K times larger. Words without neighbours stay. Where the neighbours come from
+(xrobust/noise/neighbours.py) decides the method:
+
+- `neighbours.source=file neighbours.path=<synonyms.json>`: RS-DA as published, Robust-XLT's rule on its synonym
+  file: tokens split on spaces and looked up verbatim (`perturb.substitute_verbatim`).
+- `neighbours.source=embedding` (the default, needing no file): code-switching substitution (cf. CoSDA-ML), the
+  model's nearest whole words, mostly translations; words are looked up by their alphabetic core
+  (`perturb.substitute`, punctuation kept, lower-case fallback).
 """
 
 from __future__ import annotations
@@ -36,10 +42,14 @@ class SynonymTransform:
     gets its own stream (seed, rank, worker id), so they never repeat each other's draws.
     """
 
-    def __init__(self, neighbours: dict[str, list[str]], text_fields: list[str] | None, seed: int):
+    def __init__(
+        self, neighbours: dict[str, list[str]], text_fields: list[str] | None, seed: int, verbatim: bool = False
+    ):
         self.neighbours = neighbours
         self.text_fields = list(text_fields) if text_fields else None
         self.seed = seed
+        # True: Robust-XLT's verbatim token rule; False: the alphabetic-core word rule (see the module docstring).
+        self.substitute = perturb.substitute_verbatim if verbatim else perturb.substitute
         self._rngs: dict[int, random.Random] = {}
 
     def _rng(self) -> random.Random:
@@ -68,7 +78,7 @@ class SynonymTransform:
         rng = self._rng()
         out = dict(batch)
         for field in self.fields(batch):
-            out[field] = [perturb.substitute(text, self.neighbours, rng) for text in batch[field]]
+            out[field] = [self.substitute(text, self.neighbours, rng) for text in batch[field]]
         return out
 
 
@@ -103,6 +113,8 @@ class DataAugmentation(NoiseMethod):
             require(bool(spec.path), "neighbours.path", spec.path, "required when neighbours.source=file")
             require(Path(spec.path).expanduser().is_file(), "neighbours.path", spec.path, "no such file")
         self.text_fields = [str(f) for f in self.text_fields] if self.text_fields else None
+        # A path with the embedding source would be silently unused: the user meant RS-DA with a synonym file.
+        require(spec.source == "file" or not spec.path, "neighbours.path", spec.path, "read only with source=file")
         self.word_neighbours: dict[str, list[str]] | None = None
         self.cache_file: str | None = None
         self.transform: SynonymTransform | None = None
@@ -118,6 +130,7 @@ class DataAugmentation(NoiseMethod):
         missing = [f for f in fields if f not in train_rows.column_names]
         require(not missing, "text_fields", self.text_fields, f"no such training column(s): {missing}")
         words = training_words(train_rows, fields)
+        log.info("rs_da: embedding neighbours, i.e. code-switching substitution (RS-DA as published: source=file)")
         weight = model.get_input_embeddings().weight
         self.word_neighbours, self.cache_file = cached_embedding_neighbours(
             weight, tokenizer, words, spec.k, spec.cache_dir, spec.chunk_size
@@ -131,7 +144,8 @@ class DataAugmentation(NoiseMethod):
             if self.neighbours.source != "file":
                 raise XrobustError("noise=rs_da: setup(model, tokenizer, train_rows) must run before text_transform")
             self.word_neighbours = load_neighbour_file(Path(self.neighbours.path).expanduser())
-        self.transform = SynonymTransform(self.word_neighbours, self.text_fields, self.seed)
+        verbatim = self.neighbours.source == "file"
+        self.transform = SynonymTransform(self.word_neighbours, self.text_fields, self.seed, verbatim=verbatim)
         return self.transform
 
     def state_dict(self) -> dict[str, Any]:
@@ -144,7 +158,8 @@ class DataAugmentation(NoiseMethod):
     def params(self) -> dict[str, Any]:
         found = self.word_neighbours
         return super().params() | {
-            "words_with_neighbours": None if found is None else sum(1 for v in found.values() if v)
+            "words_with_neighbours": None if found is None else sum(1 for v in found.values() if v),
+            "word_rule": "robust_xlt_verbatim" if self.neighbours.source == "file" else "alphabetic_core",
         }
 
     def step_memory(self) -> StepMemory:

@@ -147,8 +147,23 @@ def lookup(neighbours: dict[str, list[str]], core: str) -> list[str]:
     return found or []
 
 
+def substitute_verbatim(text: str, neighbours: dict[str, list[str]], rng) -> str:
+    """Robust-XLT's RS-DA rule (its perturb.py): the text split on single spaces, each token looked up exactly as it
+    is (punctuation and case included) and, when it has neighbours, replaced by a uniform draw from
+    [token] + neighbours(token)."""
+    tokens = text.split(" ")
+    for i, token in enumerate(tokens):
+        options = neighbours.get(token)
+        if options:
+            choice = rng.randrange(len(options) + 1)
+            if choice:
+                tokens[i] = options[choice - 1]
+    return " ".join(tokens)
+
+
 def substitute(text: str, neighbours: dict[str, list[str]], rng) -> str:
-    """Replace every word that has neighbours by a uniform draw from {word} + neighbours(word).
+    """Replace every word that has neighbours by a uniform draw from {word} + neighbours(word): the rule for
+    embedding neighbours, which are keyed by alphabetic cores (`substitute_verbatim` is Robust-XLT's).
 
     Whitespace is kept as it was; punctuation around a word stays; the first letter keeps its case.
     """

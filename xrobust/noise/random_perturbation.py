@@ -5,6 +5,7 @@ token's embedding `e` becomes `e + delta`, delta drawn uniformly from an L2 or L
 that token (or Gaussian with std sigma), padding untouched. Per-token balls, not one ball per sentence: see
 xrobust/noise/perturb.py. Optionally the test-time classifier is the smoothed one: a majority vote over
 `num_test_samples` noisy copies (used for validation as well, so model selection sees the same classifier).
+eps and sigma are relative to the model's median token-embedding norm by default (`eps_scale`, embeddings.py).
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ from xrobust.noise.embeddings import EmbeddingNoise, device_generator, split_emb
 @dataclasses.dataclass(kw_only=True, eq=False)
 class RandomPerturbation(EmbeddingNoise):
     distribution: perturb.Distribution = "uniform"
-    eps: float = 0.9
-    sigma: float = 0.046
+    # me5-small's 0.9 and 0.046 in embedding units (its median token-embedding norm is 1.604)
+    eps: float = 0.5610968
+    sigma: float = 0.02867828
     num_samples: int = 1
     smoothed_prediction: bool = False
     num_test_samples: int = 8
     state_key = "train_generators"  # the key checkpoints have always used
+    scaled_fields = ("eps", "sigma")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -36,19 +39,20 @@ class RandomPerturbation(EmbeddingNoise):
         require(self.num_samples >= 1, "num_samples", self.num_samples, "must be >= 1")
         require(self.num_test_samples >= 1, "num_test_samples", self.num_test_samples, "must be >= 1")
 
-    def noise(self, embeds: torch.Tensor, attention_mask: torch.Tensor, generator=None) -> torch.Tensor:
-        """One draw of the configured noise for a batch of embeddings (zero on padding)."""
-        mask = perturb.token_mask(attention_mask, embeds)
-        return perturb.sample_noise(
-            embeds, mask, self.distribution, self.eps, self.norm, self.sigma, generator=generator
-        )
+    def noise(self, embeds: torch.Tensor, positions: torch.Tensor, generator=None, model=None) -> torch.Tensor:
+        """One draw of the configured noise for a batch of embeddings, on `positions` only (zero on padding)."""
+        mask = perturb.token_mask(positions, embeds)
+        eps, sigma = self.radius("eps", model), self.radius("sigma", model)
+        return perturb.sample_noise(embeds, mask, self.distribution, eps, self.norm, sigma, generator=generator)
 
     def training_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         embeds, rest = split_embeddings(model, batch)
+        positions = self.positions(batch["input_ids"], rest["attention_mask"])
         if self.num_samples > 1:
             embeds = embeds.repeat_interleave(self.num_samples, dim=0)
             rest = perturb.repeat_batch(rest, self.num_samples)
-        delta = self.noise(embeds.detach(), rest["attention_mask"], self.generators.get(embeds.device))
+            positions = positions.repeat_interleave(self.num_samples, dim=0)
+        delta = self.noise(embeds.detach(), positions, self.generators.get(embeds.device), model)
         return model(inputs_embeds=embeds + delta, **rest).loss
 
     def predict(self, model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -57,9 +61,10 @@ class RandomPerturbation(EmbeddingNoise):
         embeds, rest = split_embeddings(model, inputs)
         # Re-seeded per batch: a prediction depends only on the model and the batch, not on what ran before.
         generator = device_generator(self.seed + 1, embeds.device)
+        positions = self.positions(inputs["input_ids"], rest["attention_mask"])
         votes = probs = None
         for _ in range(self.num_test_samples):
-            delta = self.noise(embeds, rest["attention_mask"], generator)
+            delta = self.noise(embeds, positions, generator, model)
             logits = model(inputs_embeds=embeds + delta, **rest).logits.float()
             if votes is None:
                 votes, probs = torch.zeros_like(logits), torch.zeros_like(logits)
