@@ -172,7 +172,7 @@ def flat_run(me5_dir, tmp_path_factory):
         "data.eval_batch_size=16",
         "eval.test_last=true",
         "ckpt_path=null",
-        "+checkpoint.keep_after_success=all",  # keep last.ckpt beside the selection to look at
+        "checkpoint.keep_after_success=all",  # keep last.ckpt beside the selection to look at
     ]
     return out, run(compose_config(overrides, output_dir=out))
 

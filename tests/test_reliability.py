@@ -17,6 +17,7 @@ from pytorch_lightning.strategies import SingleDeviceStrategy
 from small_runs import wait_for
 
 from xrobust.callbacks import FiniteLossGuard, NonFiniteLoss
+from xrobust.checkpoint_io import AtomicCheckpointIO, keep_after_success, set_aside_torn
 from xrobust.results import atomic_write_text
 
 SHORT = [
@@ -153,3 +154,46 @@ def test_overlong_inputs_are_truncated_and_counted(me5_dir, tmp_path):
     counts = datamodule.truncation_counts()
     assert counts["test-en"] > 0 and counts["dev-en"] > 0
     assert all(len(ids) <= 12 for ids in datamodule.test_sets["de"]["input_ids"])
+
+
+class Unpicklable:
+    """Raises halfway through a torch.save, after the tensors before it were written: a write cut short."""
+
+    def __reduce__(self):
+        raise OSError("killed mid-write")
+
+
+def test_a_checkpoint_write_cut_short_leaves_the_previous_file_whole(tmp_path):
+    target = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"global_step": 1, "w": torch.ones(1000)}, target)
+    with pytest.raises(OSError, match="killed mid-write"):
+        io.save_checkpoint({"global_step": 2, "w": torch.zeros(1000), "bad": Unpicklable()}, target)
+    assert io.load_checkpoint(target)["global_step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_torn_and_dangling_checkpoints_are_set_aside(tmp_path):
+    folder = tmp_path / "checkpoints"
+    AtomicCheckpointIO().save_checkpoint({"global_step": 3}, folder / "best-step3.ckpt")
+    whole = (folder / "best-step3.ckpt").read_bytes()
+    (folder / "last.ckpt").write_bytes(whole[: len(whole) // 2])
+    (folder / "last-v1.ckpt").symlink_to(folder / "gone.ckpt")
+    (folder / ".best-step4.ckpt.abc.tmp").write_bytes(b"partial")
+    assert set_aside_torn(tmp_path) == [folder / "last-v1.ckpt", folder / "last.ckpt"]
+    assert sorted(p.name for p in folder.iterdir()) == ["best-step3.ckpt", "last.ckpt.torn"]
+
+
+@pytest.mark.parametrize(("keep", "left"), [("all", 3), ("best_weights", 1), ("none", 0)])
+def test_keep_after_success(tmp_path, keep, left):
+    folder = tmp_path / "checkpoints"
+    full = {"state_dict": {"w": torch.ones(3)}, "global_step": 5, "optimizer_states": [{"exp_avg": torch.ones(3)}]}
+    folder.mkdir()
+    for name in ("best-step5.ckpt", "on_exception.ckpt"):
+        torch.save(full, folder / name)
+    (folder / "last.ckpt").symlink_to(folder / "best-step5.ckpt")
+    keep_after_success(folder, str(folder / "best-step5.ckpt"), keep)
+    assert (len(list(folder.iterdir())) if folder.is_dir() else 0) == left
+    if keep == "best_weights":
+        kept = torch.load(folder / "best-step5.ckpt", weights_only=False)
+        assert set(kept) == {"state_dict", "global_step"} and torch.equal(kept["state_dict"]["w"], torch.ones(3))

@@ -14,9 +14,11 @@ class NonFiniteLoss(XrobustError):
 
 
 class CrashCheckpoint(OnExceptionCheckpoint):
-    """Save on SIGTERM (SLURM pre-emption) or a crash, so `ckpt_path=last` resumes; never on a NaN loss."""
+    """Save on SIGTERM (SLURM pre-emption) or a crash, so `ckpt_path=last` resumes; never on a NaN loss. The
+    exception carries the step it stopped at (`exception.step`), for the job's failed.json."""
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        exception.step = trainer.global_step
         if not isinstance(exception, NonFiniteLoss):
             super().on_exception(trainer, pl_module, exception)
 

@@ -8,6 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from xrobust.checkpoint_io import KEEP_CHOICES
 from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
 from xrobust.validation import require
@@ -36,6 +37,8 @@ def validate(cfg: DictConfig) -> TaskSpec:
         cfg.data.test_split,
         "must differ from data.train_split: testing on trained items measures nothing",
     )
+    keep = cfg.checkpoint.keep_after_success
+    require(keep in KEEP_CHOICES, "checkpoint.keep_after_success", keep, f"must be one of {', '.join(KEEP_CHOICES)}")
     check_launch(cfg.trainer)
     return task
 

@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.tsv"
 # Settings that change where or how a run is watched, not what it computes.
-NOT_HASHED = ("hydra", "paths", "logger", "callbacks", "ckpt_path", "skip_completed")
-NOT_HASHED_TRAINER = ("enable_progress_bar", "enable_model_summary", "default_root_dir", "log_every_n_steps")
+# Keys that change where or how visibly a job runs, or what it keeps afterwards, never what it computes. The callbacks
+# are hashed: early stopping changes the result.
+NOT_HASHED = ("hydra", "paths", "logger", "ckpt_path", "skip_completed", "checkpoint")
+NOT_HASHED_TRAINER = ("enable_progress_bar", "enable_model_summary", "default_root_dir", "log_every_n_steps", "plugins")
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -131,20 +133,21 @@ def generalized_summary(
 
 
 def format_table(results: dict[str, Any]) -> str:
-    """The per-language table the main job prints at the end."""
+    """The per-language table the main job prints at the end, in percent like every table of the report."""
     head = f"{results['task']} | {results['model']['name']} | noise={results['noise']['name']} | seed={results['seed']}"
     perturbed = results.get("perturbed_accuracy") or {}
-    lines = [head, f"{'lang':<6}{'acc':>8}{'n':>7}{'majority':>10}" + (f"{'perturbed':>11}" if perturbed else "")]
+    lines = [head, f"{'lang':<6}{'acc %':>8}{'n':>7}{'majority':>10}" + (f"{'perturbed':>11}" if perturbed else "")]
     for lang, acc in results["accuracy"].items():
         majority = results["majority_class_accuracy"][lang]
-        line = f"{lang:<6}{acc:>8.4f}{results['n_examples'][lang]:>7}{majority:>10.4f}"
-        lines.append(line + (f"{perturbed[lang]:>11.4f}" if perturbed else ""))
-    lines.append(f"{'targets mean':<13}{results['target_mean']:.4f}")
+        line = f"{lang:<6}{100 * acc:>8.1f}{results['n_examples'][lang]:>7}{100 * majority:>10.1f}"
+        lines.append(line + (f"{100 * perturbed[lang]:>11.1f}" if perturbed else ""))
+    lines.append(f"{'targets mean':<13}{100 * results['target_mean']:.1f}")
     if results["transfer_gap"] is not None:
-        lines.append(f"{'transfer gap':<13}{results['transfer_gap']:+.4f}  (English minus targets mean)")
+        lines.append(f"{'transfer gap':<13}{100 * results['transfer_gap']:+.1f} points (English minus targets mean)")
     if results.get("generalized"):
         general = results["generalized"]
-        lines.append(f"generalized ({' x '.join(['/'.join(general['languages'])] * 2)}): mean {general['mean']:.4f}")
+        languages = " x ".join(["/".join(general["languages"])] * 2)
+        lines.append(f"generalized ({languages}): mean {100 * general['mean']:.1f}")
     return "\n".join(lines)
 
 

@@ -8,11 +8,18 @@ import time
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from xrobust import console
+from xrobust.checkpoint_io import keep_after_success, set_aside_torn
 from xrobust.config import CONF_DIR, validate
 from xrobust.errors import XrobustError
+from xrobust.failures import clear_failure, record_failure
+from xrobust.loggers import finish_failed_run, log_summary
 from xrobust.models.loading import resolve_pretrained
 from xrobust.results import (
     PREDICTIONS_FILE,
@@ -39,6 +46,8 @@ def run(cfg: DictConfig) -> dict | None:
     if cfg.skip_completed and completed_hash(out_dir) == digest:
         log.info("skipping: %s already holds results for this config (%s)", out_dir / RESULTS_FILE, digest)
         return None
+    if cfg.ckpt_path == "last" and rank_zero_only.rank == 0:
+        set_aside_torn(out_dir)
     pretrained = resolve_pretrained(cfg.model)
     stages = []
     if cfg.intermediate:
@@ -58,6 +67,12 @@ def run(cfg: DictConfig) -> dict | None:
             perturbed = module.perturbed_predictions if module.test_perturbation is not None else None
             write_predictions(out_dir / PREDICTIONS_FILE, module.test_predictions, perturbed)
         write_json(out_dir / RESULTS_FILE, results)
+        log_summary(job.logger, results)
+        keep = cfg.checkpoint.keep_after_success
+        selected = job.trainer.checkpoint_callback.best_model_path if job.trainer.checkpoint_callback else None
+        keep_after_success(out_dir / "checkpoints", selected, keep)
+        for stage_checkpoints in out_dir.glob("stages/*/checkpoints"):  # the stage's encoder folder is kept
+            keep_after_success(stage_checkpoints, None, "all" if keep == "all" else "none")
         print(format_table(results))
         print(f"results: {out_dir / RESULTS_FILE}")
     return results
@@ -73,11 +88,25 @@ def selection_metric(cfg: DictConfig, results: dict | None) -> float | None:
     return results["model_selection"]["best_val_acc"]
 
 
+def failed_in_sweep(cfg: DictConfig, err: Exception, exit_status: int) -> None:
+    """A multirun job's failure: recorded in its folder (failed.json) and logged; the sweep goes on."""
+    line = record_failure(Path(cfg.paths.output_dir), err, exit_status)
+    finish_failed_run()
+    if not isinstance(err, XrobustError):
+        log.error("job failed", exc_info=err)
+    print(f"xrobust: error: {line} (job {cfg.paths.output_dir}; the sweep goes on)", file=sys.stderr)
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    console.quiet_known_warnings()
+    in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    clear_failure(Path(cfg.paths.output_dir))
     try:
         return selection_metric(cfg, run(cfg))
     except XrobustError as err:
+        if in_sweep:
+            return failed_in_sweep(cfg, err, 2)
         print(f"xrobust: error: {err}", file=sys.stderr)
         sys.exit(2)
     except SIGTERMException:
@@ -87,6 +116,10 @@ def main(cfg: DictConfig) -> float | None:
             file=sys.stderr,
         )
         sys.exit(143)
+    except Exception as err:
+        if not in_sweep:
+            raise
+        return failed_in_sweep(cfg, err, 1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,140 @@
+"""`xrobust-status SWEEP`: where a sweep stands, one line per job, without opening 40 folders.
+
+The expected jobs come from the sweep's multirun.yaml, expanded as Hydra's basic sweeper expands them; a job's
+folder is the one whose .hydra/overrides.yaml lists the same overrides. Exit status 0 only when every job finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import create_config_search_path
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from xrobust.checkpoint_io import is_torn
+from xrobust.config import CONF_DIR
+from xrobust.errors import XrobustError
+from xrobust.results import completed_results
+
+FAILED_FILE = "failed.json"
+STATES = ("finished", "resumable", "failed", "not started")
+# Hydra overrides the completing command sets itself (the sweep folder, multirun mode).
+OWN_HYDRA_KEYS = ("hydra.sweep.dir=", "hydra.mode=")
+
+
+@dataclass
+class JobStatus:
+    overrides: list[str]
+    folder: Path | None
+    state: str
+    detail: str = ""
+
+
+def expected_jobs(sweep_cfg) -> list[list[str]]:
+    """Every job's overrides, in launch order: the sweeper's params, then the command line's (which win)."""
+    params = sweep_cfg.hydra.sweeper.get("params") or {}
+    given = OmegaConf.to_container(sweep_cfg.hydra.overrides.task, resolve=False)
+    arguments = [f"{k}={v}" for k, v in params.items()] + given
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(f"file://{CONF_DIR}"))
+    overrides = OverridesParser.create(config_loader=loader).parse_overrides(arguments)
+    return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+
+
+def checkpoint_step(path: Path) -> str:
+    """The global step a checkpoint resumes at (weights memory-mapped, not read); a sharded folder says so."""
+    if path.is_dir():
+        return "a sharded checkpoint"
+    state = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    return f"step {state.get('global_step')}"
+
+
+def resume_checkpoint(folder: Path) -> Path | None:
+    """The newest whole checkpoint `ckpt_path=last` would pick up, the job's own or its intermediate stage's."""
+    for pattern in ("checkpoints", "stages/*/checkpoints"):
+        found = [
+            p
+            for d in folder.glob(pattern)
+            for p in d.glob("*.ckpt")
+            if (p.name.startswith("last") or p.name == "on_exception.ckpt") and not is_torn(p)
+        ]
+        if found:
+            return max(found, key=lambda p: p.stat().st_mtime)
+    return None
+
+
+def job_status(overrides: list[str], folder: Path | None) -> JobStatus:
+    if folder is None:
+        return JobStatus(overrides, None, "not started")
+    if completed_results(folder) is not None:
+        return JobStatus(overrides, folder, "finished")
+    failed = folder / FAILED_FILE
+    if failed.is_file():
+        record = json.loads(failed.read_text(encoding="utf-8"))
+        step = f" at step {record['step']}" if record.get("step") is not None else ""
+        return JobStatus(overrides, folder, "failed", f"exit {record.get('exit_status')}{step}: {record.get('error')}")
+    checkpoint = resume_checkpoint(folder)
+    if checkpoint is not None:
+        return JobStatus(overrides, folder, "resumable", f"from {checkpoint_step(checkpoint)} ({checkpoint.name})")
+    return JobStatus(overrides, folder, "not started", "interrupted before its first checkpoint")
+
+
+def sweep_status(sweep: Path) -> tuple[list[JobStatus], str]:
+    """Every expected job's status, and the command that completes the sweep (finished jobs are skipped, interrupted
+    ones resume, failed and missing ones run)."""
+    config_file = sweep / "multirun.yaml"
+    if not config_file.is_file():
+        raise XrobustError(f"{sweep} is not a sweep folder: it has no multirun.yaml")
+    cfg = OmegaConf.load(config_file)
+    folders = {}
+    for overrides_file in sweep.glob("*/.hydra/overrides.yaml"):
+        folders[tuple(OmegaConf.to_container(OmegaConf.load(overrides_file)))] = overrides_file.parent.parent
+    jobs = [job_status(o, folders.get(tuple(o))) for o in expected_jobs(cfg)]
+    given = OmegaConf.to_container(cfg.hydra.overrides, resolve=False)  # as typed: ${...} stays unresolved
+    hydra_args = [o for o in given["hydra"] if not o.startswith(OWN_HYDRA_KEYS)]
+    args = ["python", "-m", "xrobust.train", "-m", f"hydra.sweep.dir={sweep.resolve()}", *hydra_args]
+    return jobs, shlex.join([*args, *given["task"]])
+
+
+def report(sweep: Path) -> tuple[str, bool]:
+    """The printed status and whether every job finished."""
+    jobs, command = sweep_status(sweep)
+    lines = []
+    for job in jobs:
+        where = job.folder.name if job.folder is not None else " ".join(job.overrides)
+        lines.append(f"{job.state:<12} {where}" + (f"  {job.detail}" if job.detail else ""))
+    counts = {state: sum(job.state == state for job in jobs) for state in STATES}
+    lines.append(f"{len(jobs)} jobs: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+    done = counts["finished"] == len(jobs)
+    if not done:
+        if counts["failed"]:
+            lines.append("fix the cause of each failure first (its failed.json), then complete the sweep with:")
+        else:
+            lines.append("complete the sweep with:")
+        lines.append(f"  {command}")
+    return "\n".join(lines), done
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="xrobust-status", description=__doc__.splitlines()[0])
+    parser.add_argument("sweep", type=Path, help="a sweep folder (multirun/<date>/<time>)")
+    args = parser.parse_args(argv)
+    try:
+        text, done = report(args.sweep)
+    except XrobustError as err:
+        print(f"xrobust-status: error: {err}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0 if done else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
