@@ -201,7 +201,7 @@ def test_mt5_loads_as_an_encoder_classifier_with_hf_outputs(tiny_mt5):
 def test_mt5_multiple_choice_scores_each_choice_and_hands_on_its_encoder(tiny_mt5, tmp_path):
     from xrobust.models.loading import export_encoder
 
-    model = load_classifier(tiny_mt5, 2, multiple_choice=True)
+    model = load_classifier(tiny_mt5, 2, task_kind="multiple_choice")
     assert type(model).__name__ == "EncoderMultipleChoice"
     ids = torch.randint(2, 64, (3, 2, 5))
     out = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.tensor([0, 1, 1]))
@@ -252,7 +252,9 @@ def test_lora_run_trains_only_adapters_and_head(me5_dir, tmp_path):
 
     # Validation every 2 steps, so a best checkpoint exists and testing reloads it (the LoRA state dict round
     # trip); one small test batch per language: LoRA's extra matmuls make CPU inference slower than full here.
+    # checkpoint.keep_after_success=all keeps last.ckpt (with optimizer state) to look into after the run.
     extra = ["finetune=lora", "trainer.val_check_interval=2", "trainer.limit_test_batches=1", "data.eval_batch_size=16"]
+    extra.append("checkpoint.keep_after_success=all")
     cfg = compose_config([*FAST, *extra], tmp_path)
     results = run(cfg)
     planned = inventory(setup_from_config(cfg))

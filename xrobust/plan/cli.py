@@ -1,0 +1,99 @@
+"""The command line: `xrobust-plan [overrides]` plans one job, `xrobust-plan -m [sweep overrides]` every job of
+the sweep `xrobust-train -m` would launch with the same overrides."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from xrobust.config import CONF_DIR
+from xrobust.errors import XrobustError
+from xrobust.plan.cost import job_cost
+from xrobust.plan.data import data_stats
+from xrobust.plan.gpus import gpu_of
+from xrobust.plan.output import format_plan, format_sweep, recommended_overrides
+from xrobust.plan.search import make_plan
+from xrobust.plan.setup import setup_from_config
+from xrobust.plan.sweep import SweepPlan, plan_sweep, stops_early
+
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore", category=FutureWarning)  # transformers 5 deprecations raised inside peft
+    args = sys.argv[1:]
+    if not any(flag in args for flag in MULTIRUN_FLAGS):
+        plan_one()
+        return
+    overrides = [arg for arg in args if arg not in MULTIRUN_FLAGS]
+    unknown = [arg for arg in overrides if arg.startswith("-")]
+    try:
+        if unknown:
+            raise XrobustError(f"xrobust-plan -m takes overrides only, not {' '.join(unknown)}")
+        sweep = plan_sweep(overrides)
+    except XrobustError as err:
+        print(f"xrobust-plan: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(format_sweep(sweep))
+    target = next((o.partition("=")[2] for o in overrides if o.startswith("plan.json=")), None)
+    if target:
+        Path(target).write_text(json.dumps(sweep_summary(sweep), indent=2) + "\n")
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="plan")
+def plan_one(cfg: DictConfig) -> None:
+    try:
+        setup = setup_from_config(cfg)
+        plan = make_plan(setup)
+    except XrobustError as err:
+        print(f"xrobust-plan: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(format_plan(plan, recommended_overrides(cfg.model)))
+    summary = plan.summary()
+    try:
+        cost = job_cost(cfg, setup, plan.inv, data_stats(cfg), gpu_of(cfg.plan), float(cfg.plan.mfu))
+    except XrobustError as err:
+        print(f"  cost        not planned: {err}")
+    else:
+        summary["cost"] = asdict(cost)
+        gpu = gpu_of(cfg.plan)
+        print(
+            f"  cost        {cost.optimizer_steps:,} steps, {cost.train_tokens:.3g} training tokens, "
+            f"{cost.flops:.3g} FLOPs -> {cost.gpu_hours:.3g} GPU-hours on {gpu.name} at MFU {cfg.plan.mfu:g}"
+            + (" (at most: callbacks=early_stopping may stop sooner)" if stops_early(cfg) else "")
+        )
+    if cfg.plan.get("json"):
+        Path(cfg.plan.json).write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def sweep_summary(sweep: SweepPlan) -> dict:
+    return {
+        "gpu": asdict(sweep.gpu),
+        "mfu": sweep.mfu,
+        "gpus": sweep.gpus,
+        "jobs": [
+            {
+                "overrides": list(job.overrides),
+                "fits": job.plan.fits,
+                "total_gib": round(job.plan.total_gib, 3),
+                "fix": job.plan.fix if not job.plan.fits else None,
+                "problem": job.problem,
+                "cost": asdict(job.cost) if job.cost else None,
+                "data": job.data_source,
+            }
+            for job in sweep.jobs
+        ],
+        "totals": {
+            "jobs": len(sweep.jobs),
+            "train_tokens": sum(c.train_tokens for c in sweep.costed),
+            "flops": sum(c.flops for c in sweep.costed),
+            "gpu_hours": sweep.gpu_hours,
+            "wall_hours": sweep.wall_hours,
+        },
+    }

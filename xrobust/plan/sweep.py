@@ -1,0 +1,128 @@
+"""`xrobust-plan -m <sweep overrides>`: every job of a Hydra sweep planned, none run.
+
+The jobs are expanded as `xrobust-train -m` expands them: Hydra's override parser (comma lists, glob(), range(),
+choice()) over the config's own `hydra.sweeper.params` followed by the command line, then
+`BasicSweeper.split_arguments`; each job's config is composed as the basic launcher composes it
+(`load_sweep_config`). A job that does not fit is costed with its smallest fitting change applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hydra import initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from xrobust.config import CONF_DIR
+from xrobust.errors import XrobustError
+from xrobust.plan.cost import JobCost, job_cost
+from xrobust.plan.data import data_stats
+from xrobust.plan.gpus import Gpu, gpu_of
+from xrobust.plan.inventory import inventory
+from xrobust.plan.memory import Plan
+from xrobust.plan.search import make_plan
+from xrobust.plan.setup import setup_from_config
+
+CONFIG_NAME = "plan"
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """One job of the sweep: its overrides, its memory plan as configured, and its cost as it can run."""
+
+    overrides: tuple[str, ...]
+    plan: Plan
+    cost: JobCost | None
+    data_source: str
+    problem: str | None = None  # why it cannot run: no fitting change, or its data/cost could not be planned
+    stops_early: bool = False  # callbacks=early_stopping: its steps and cost are at trainer.max_epochs, a bound
+
+    @property
+    def fix(self) -> str | None:
+        return self.plan.fix["overrides"] if self.plan.fix and not self.plan.fits else None
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    jobs: list[JobPlan]
+    varying: list[str]  # the override keys whose value differs between jobs
+    gpu: Gpu
+    mfu: float
+    gpus: int  # the GPUs the sweep runs on, for the wall time
+
+    @property
+    def costed(self) -> list[JobCost]:
+        return [job.cost for job in self.jobs if job.cost is not None]
+
+    @property
+    def gpu_hours(self) -> float:
+        return sum(cost.gpu_hours for cost in self.costed)
+
+    @property
+    def wall_hours(self) -> float:
+        """Perfect packing onto plan.gpus GPUs: the GPU-hours spread over them, or the longest job if longer."""
+        longest = max((cost.wall_s for cost in self.costed), default=0.0) / 3600
+        return max(self.gpu_hours / self.gpus, longest)
+
+
+def expand_sweep(overrides: list[str]) -> tuple[DictConfig, list[list[str]]]:
+    """The sweep's master config and every job's overrides, in the order the basic sweeper launches them."""
+    hydra = GlobalHydra.instance().hydra
+    master = hydra.compose_config(CONFIG_NAME, overrides, run_mode=RunMode.MULTIRUN)
+    sweeper = master.hydra.sweeper
+    if not str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        raise XrobustError(f"xrobust-plan -m expands Hydra's basic sweeper only, not {sweeper._target_}")
+    params = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
+    parser = OverridesParser.create(config_loader=hydra.config_loader)
+    jobs = BasicSweeper.split_arguments(parser.parse_overrides([*params, *overrides]), None)[0]
+    return master, jobs
+
+
+def plan_sweep(overrides: list[str]) -> SweepPlan:
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        loader = GlobalHydra.instance().hydra.config_loader
+        master, jobs = expand_sweep(overrides)
+        planned = [plan_job(loader, master, job) for job in jobs]
+    values: dict[str, set[str]] = {}
+    for job in jobs:
+        for override in job:
+            key, _, value = override.partition("=")
+            values.setdefault(key, set()).add(value)
+    plan = master.plan
+    return SweepPlan(
+        jobs=planned,
+        varying=[key for key, seen in values.items() if len(seen) > 1],
+        gpu=gpu_of(plan),
+        mfu=float(plan.mfu),
+        gpus=int(plan.get("gpus") or plan.gpus_per_node),
+    )
+
+
+def plan_job(loader, master: DictConfig, overrides: list[str]) -> JobPlan:
+    """Plan one job, composed as the basic launcher composes it; a job that does not fit is costed as it runs
+    with its smallest fitting change (those overrides appended)."""
+
+    def compose(extra: list[str]) -> DictConfig:
+        return loader.load_sweep_config(master, [*overrides, *extra])
+
+    cfg = compose([])
+    setup = setup_from_config(cfg)
+    plan = make_plan(setup)
+    if not plan.fits and not plan.fix:
+        return JobPlan(tuple(overrides), plan, None, "", "no single change or pair of changes tried makes it fit")
+    runs = compose(plan.fix["overrides"].split()) if not plan.fits else cfg
+    run_setup = setup_from_config(runs) if runs is not cfg else setup
+    try:
+        stats = data_stats(runs)
+        cost = job_cost(runs, run_setup, inventory(run_setup), stats, gpu_of(runs.plan), float(runs.plan.mfu))
+    except XrobustError as err:
+        return JobPlan(tuple(overrides), plan, None, "", f"not costed: {err}")
+    return JobPlan(tuple(overrides), plan, cost, stats.source, stops_early=stops_early(runs))
+
+
+def stops_early(cfg: DictConfig) -> bool:
+    return bool((cfg.get("callbacks") or {}).get("early_stopping"))
