@@ -16,9 +16,9 @@ from conftest import ROOT, compose_config
 from pytorch_lightning.strategies import SingleDeviceStrategy
 from small_runs import wait_for
 
+from xrobust.atomic import atomic_write_text
 from xrobust.callbacks import FiniteLossGuard, NonFiniteLoss
 from xrobust.checkpoint_io import AtomicCheckpointIO, keep_after_success, set_aside_torn
-from xrobust.results import atomic_write_text
 
 SHORT = [
     "logger=none",

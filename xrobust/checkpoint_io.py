@@ -5,9 +5,7 @@ After a job has written results.json, its checkpoints are cut down to what `chec
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from xrobust.atomic import atomic_write
 from xrobust.errors import XrobustError
 
 log = logging.getLogger("xrobust")
@@ -26,23 +25,8 @@ WEIGHT_KEYS = ("state_dict", "epoch", "global_step", "pytorch-lightning_version"
 
 
 def atomic_torch_save(payload: Any, path: Path) -> None:
-    """torch.save to a temporary file in the target's folder, fsync, rename over the target, fsync the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    """torch.save streamed into a temporary file that then replaces the target (xrobust.atomic)."""
+    atomic_write(path, lambda handle: torch.save(payload, handle))
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from xrobust.atomic import atomic_write_text
 from xrobust.errors import XrobustError
 from xrobust.noise import perturb
 
@@ -136,10 +135,6 @@ def cached_embedding_neighbours(
     queries = sorted({form for w in words for form in (w, w.lower()) if form in candidates})
     neighbours = embedding_neighbours(weight, candidates, queries, k, chunk_size)
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
         meta = {"k": k, "n_words": len(words), "n_queries": len(queries), "n_candidates": len(candidates)}
-        fd, tmp = tempfile.mkstemp(prefix=".neighbours-", suffix=".json", dir=cache_file.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"meta": meta, "neighbours": neighbours}, fh, ensure_ascii=False)
-        os.replace(tmp, cache_file)
+        atomic_write_text(cache_file, json.dumps({"meta": meta, "neighbours": neighbours}, ensure_ascii=False))
     return neighbours, None if cache_file is None else str(cache_file)
