@@ -153,6 +153,8 @@ def test_multirun_with_several_devices_on_the_basic_launcher_is_refused(tmp_path
 
 # A NaN on rank 1 only, at step 2: every rank must stop there, none may wait in the gradient all-reduce.
 NAN_ON_ONE_RANK = """
+import os
+
 import pytorch_lightning as pl
 import torch
 
@@ -180,7 +182,8 @@ trainer = pl.Trainer(
 try:
     trainer.fit(Regression(), torch.utils.data.DataLoader(rows, batch_size=4))
 except NonFiniteLoss as err:
-    print(f"rank {trainer.global_rank} stopped: {err}", flush=True)
+    # One write per line (atomic on a pipe): both ranks print at once, and print() may interleave them.
+    os.write(1, f"rank {trainer.global_rank} stopped: {err}\\n".encode())
 """
 
 

@@ -69,6 +69,7 @@ def test_fsdp2_stage_with_adv_hands_on_a_full_encoder_and_tests_each_item_once(t
     sharded_dir, single_dir = tmp_path / "fsdp2", tmp_path / "single"
     stage = ["intermediate=xnli", f"intermediate.data.local_dir={small_data}", "noise@intermediate.noise=adv"]
     stage += ["+intermediate.trainer.max_steps=4", "+intermediate.trainer.val_check_interval=2"]
+    stage += ["checkpoint.keep_after_success=all"]  # the stage's checkpoints are read back below
     sharded = train(job(tiny, small_data, sharded_dir, *FSDP2, *stage, "trainer.max_steps=0"), tmp_path / "a.log")
 
     encoder = sharded_dir / "stages" / "xnli" / "encoder"

@@ -31,6 +31,7 @@ REQUIRED_FIELDS = {
 
 TRAINED_RUN = [
     "logger=csv",
+    "checkpoint.keep_after_success=all",  # the tests read last.ckpt back
     "trainer.max_epochs=3",
     "trainer.log_every_n_steps=1",
     "trainer.enable_progress_bar=false",
@@ -115,7 +116,7 @@ def test_main_returns_the_english_dev_selection_metric(trained_run):
 
 
 def test_optimizer_swapped_in_the_config_trains_and_main_returns_its_selection(me5_dir, tmp_path):
-    overrides = [*FAST, "trainer.max_steps=2", "trainer.limit_test_batches=1"]
+    overrides = [*FAST, "trainer.max_steps=2", "trainer.limit_test_batches=1", "checkpoint.keep_after_success=all"]
     overrides.append("optim.optimizer._target_=torch.optim.SGD")
     metric = main(compose_config(overrides, output_dir=tmp_path))
     assert metric == json.loads((tmp_path / "results.json").read_text())["model_selection"]["best_val_acc"]

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from xrobust.checkpoint_io import KEEP_CHOICES
 from xrobust.data.task import TaskSpec
-from xrobust.errors import XrobustError
+from xrobust.errors import SweepError
 from xrobust.validation import require
 
 # The config tree; absolute, so the console scripts work from any directory.
@@ -54,7 +54,7 @@ def check_launch(trainer: DictConfig) -> None:
     devices = trainer.devices
     one_device = devices in (1, "1") or (not isinstance(devices, int | str) and len(devices) == 1)
     if not one_device or trainer.num_nodes != 1:
-        raise XrobustError(
+        raise SweepError(
             f"a multirun (-m) with trainer.devices={devices} trainer.num_nodes={trainer.num_nodes} on Hydra's basic "
             "launcher would start the sweep again on every rank; use hydra/launcher=slurm (one job per sweep "
             "point, the ranks started by SLURM), or run each job on its own without -m, or set trainer.devices=1"

@@ -17,7 +17,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from xrobust import console
 from xrobust.checkpoint_io import keep_after_success, set_aside_torn
 from xrobust.config import CONF_DIR, validate
-from xrobust.errors import XrobustError
+from xrobust.errors import SweepError, XrobustError
 from xrobust.failures import clear_failure, record_failure
 from xrobust.loggers import finish_failed_run, log_summary
 from xrobust.models.loading import resolve_pretrained
@@ -104,6 +104,9 @@ def main(cfg: DictConfig) -> float | None:
     clear_failure(Path(cfg.paths.output_dir))
     try:
         return selection_metric(cfg, run(cfg))
+    except SweepError as err:
+        print(f"xrobust: error: {err}", file=sys.stderr)
+        sys.exit(2)
     except XrobustError as err:
         if in_sweep:
             return failed_in_sweep(cfg, err, 2)
