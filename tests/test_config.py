@@ -94,3 +94,9 @@ def test_a_task_group_lists_its_tasks_once():
         assert list(cfg.task_group.tasks) == tasks
         raw = str(OmegaConf.to_container(OmegaConf.load(CONF_DIR / "task_group" / f"{group}.yaml")))
         assert all(raw.count(task) == 1 for task in tasks), raw
+
+
+def test_a_bad_perturbation_scale_is_refused_at_start_up():
+    cfg = compose_config(["eval.perturbation.eps_scale=percent"])
+    with pytest.raises(XrobustError, match=r"eval.perturbation.eps_scale='percent' \(must be relative or absolute\)"):
+        validate(cfg)

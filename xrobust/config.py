@@ -37,6 +37,8 @@ def validate(cfg: DictConfig) -> TaskSpec:
         cfg.data.test_split,
         "must differ from data.train_split: testing on trained items measures nothing",
     )
+    scale = cfg.eval.perturbation.get("eps_scale", "relative")
+    require(scale in ("relative", "absolute"), "eval.perturbation.eps_scale", scale, "must be relative or absolute")
     keep = cfg.checkpoint.keep_after_success
     require(keep in KEEP_CHOICES, "checkpoint.keep_after_success", keep, f"must be one of {', '.join(KEEP_CHOICES)}")
     check_launch(cfg.trainer)

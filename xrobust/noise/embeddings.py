@@ -55,17 +55,10 @@ def median_embedding_norm(model: nn.Module) -> float:
         return float(weight.detach().float().norm(dim=-1).median())
 
 
-def radius_scale(eps_scale: str, model: nn.Module) -> float:
-    """What a configured radius is multiplied by: the median embedding norm (relative) or 1 (absolute)."""
-    return median_embedding_norm(model) if eps_scale == "relative" else 1.0
-
-
 def resolve_perturbation(spec: dict[str, Any], model: nn.Module) -> dict[str, Any]:
     """The test-time perturbation spec (eval.perturbation) with its radius in both scales, measured on `model`."""
     norm = median_embedding_norm(model)
-    scale = spec.get("eps_scale", "relative")
-    if scale not in ("relative", "absolute"):
-        raise XrobustError(f"invalid eval config: eval.perturbation.eps_scale={scale!r} (must be relative or absolute)")
+    scale = spec.get("eps_scale", "relative")  # checked at start-up (xrobust.config.validate)
     eps = spec["eps"]
     relative, absolute = (eps, eps * norm) if scale == "relative" else (eps / norm, eps)
     measured = {"median_embedding_norm": norm, "eps_relative": relative, "eps_absolute": absolute}
