@@ -215,3 +215,11 @@ def test_without_the_budget_option_nothing_is_recorded_as_stopped(me5_dir):
         early_stopping_callback = None
 
     assert early_stopped(NoStopping()) is None
+
+
+@pytest.mark.parametrize("model", ["me5-small", "xlmr-xxl"])
+def test_lr_scale_multiplies_each_models_own_learning_rate(model):
+    base = compose_config([f"model={model}"]).optim.lr
+    for scale in (0.5, 2):
+        cfg = compose_config([f"model={model}", f"optim.lr_scale={scale}"])
+        assert cfg.optim.lr == base and cfg.module.optimizer.lr == pytest.approx(base * scale)

@@ -14,7 +14,8 @@ from hydra import initialize_config_dir
 from xrobust.plan.sweep import expand_sweep, plan_sweep
 
 # The 1B-vs-10B grid of docs/planner.md: conf/experiment/size_grid.yaml (trainer=gpu, 5 epochs at most with early
-# stopping, sequences cut at 128) over both model pairs, three noise methods, two tasks and three seeds.
+# stopping, sequences cut at 128, each model at 0.5, 1 and 2 x its own lr) over both model pairs, three noise
+# methods, two tasks and three seeds.
 GRID = [
     "experiment=size_grid",
     "model=mt0-large,mt0-xxl,xlmr-xl,xlmr-xxl",
@@ -30,9 +31,12 @@ def jobs_of(overrides: list[str]) -> list[list[str]]:
 
 
 def test_the_sweep_expands_as_training_expands_it():
-    # experiment=size_grid declares its own hydra.sweeper.params: 2 models x glob(*) over conf/noise.
+    # experiment=size_grid declares its own hydra.sweeper.params: 2 models x glob(*) over conf/noise x 3 lr scales.
     grid = jobs_of(["experiment=size_grid"])
-    assert len(grid) == 8
+    assert len(grid) == 2 * 4 * 3
+    assert {o for job in grid for o in job if o.startswith("optim.lr_scale=")} == {
+        f"optim.lr_scale={s}" for s in ("0.5", "1", "2")
+    }
     assert {o for job in grid for o in job if o.startswith("model=")} == {"model=xlmr-xl", "model=xlmr-xxl"}
     noises = {o for job in grid for o in job if o.startswith("noise=")}
     assert noises == {f"noise={n}" for n in ("adv", "none", "rs_da", "rs_rp")}
@@ -41,12 +45,12 @@ def test_the_sweep_expands_as_training_expands_it():
     assert sorted((job[0], job[1], job[3]) for job in jobs) == sorted(
         ("model=me5-small-6l", f"noise={n}", f"seed={s}") for n in ("rs_da", "rs_rp") for s in (1, 2, 3)
     )
-    assert len(jobs_of(GRID)) == 4 * 3 * 2 * 3
+    assert len(jobs_of(GRID)) == 4 * 3 * 2 * 3 * 3
 
 
 def test_the_1b_vs_10b_grid_is_planned_job_by_job():
     sweep = plan_sweep(GRID)
-    assert len(sweep.jobs) == 72 and all(job.cost is not None for job in sweep.jobs)
+    assert len(sweep.jobs) == 216 and all(job.cost is not None for job in sweep.jobs)
     by_model: dict[str, list] = {}
     for job in sweep.jobs:
         by_model.setdefault(job.overrides[0].partition("=")[2], []).append(job)

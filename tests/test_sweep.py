@@ -53,6 +53,8 @@ def test_the_real_size_grid_has_real_defaults():
     cfg = compose_config(["experiment=size_grid"])
     params = cfg.hydra.sweeper.params
     assert params.model == "xlmr-xl,xlmr-xxl" and params.noise == "glob(*)"
+    # each size at 0.5, 1 and 2 x its own lr, in folders of their own, for xrobust-report --select-on dev-en
+    assert params["optim.lr_scale"] == "0.5,1,2" and "${optim.lr_scale}" in cfg.hydra.sweep.subdir
     assert cfg.trainer.limit_train_batches is None, "the real grid must train on every batch"
     assert cfg.data.max_length == 128 and cfg.trainer.accelerator == "gpu" and cfg.trainer.precision == "bf16-mixed"
     stopping = cfg.callbacks.early_stopping

@@ -23,6 +23,7 @@ def validate(cfg: DictConfig) -> TaskSpec:
     task = TaskSpec.from_config(cfg.task)
     optim, data = cfg.optim, cfg.data
     require(optim.lr > 0, "optim.lr", optim.lr, "must be > 0")
+    require(optim.lr_scale > 0, "optim.lr_scale", optim.lr_scale, "must be > 0")
     require(optim.weight_decay >= 0, "optim.weight_decay", optim.weight_decay, "must be >= 0")
     require(0 <= optim.warmup_ratio < 1, "optim.warmup_ratio", optim.warmup_ratio, "must lie in [0, 1)")
     require(0 < data.val_fraction < 1, "data.val_fraction", data.val_fraction, "must lie in (0, 1)")

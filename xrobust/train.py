@@ -14,7 +14,7 @@ from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from xrobust import console
+from xrobust import console, run_folder
 from xrobust.checkpoint_io import keep_after_success, set_aside_torn
 from xrobust.config import CONF_DIR, validate
 from xrobust.errors import SweepError, XrobustError
@@ -46,6 +46,8 @@ def run(cfg: DictConfig) -> dict | None:
     if cfg.skip_completed and completed_hash(out_dir) == digest:
         log.info("skipping: %s already holds results for this config (%s)", out_dir / RESULTS_FILE, digest)
         return None
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        run_folder.claim(out_dir, list(HydraConfig.get().overrides.task), write=rank_zero_only.rank == 0)
     if cfg.ckpt_path == "last" and rank_zero_only.rank == 0:
         set_aside_torn(out_dir)
     pretrained = resolve_pretrained(cfg.model)
