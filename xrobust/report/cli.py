@@ -1,8 +1,9 @@
-"""`xrobust-report SWEEP [--out DIR] [--compare model|noise|KEY] [--pairs A:B,...] [--latex] ...`: tables,
+"""`xrobust-report SWEEP [--out DIR] [--compare model|noise|KEY] [--pairs A:B,...] [--select-on dev-en] ...`: tables,
 differences with intervals and corrected significance, figures.
 
 Writes into DIR (default SWEEP/report): results_tidy.csv, results.md, size_diff.csv, size_diff.md,
-heatmap.png, size_diff.png, tables.tex with --latex, and groups.md for jobs run as a task group; prints the
+heatmap.png, size_diff.png, tables.tex with --latex, selection.md with --select-on, and groups.md for jobs run as
+a task group; prints the
 markdown tables. A folder without results.json, or a results.json that cannot be read, gets one line on stderr
 and exit status 2.
 """
@@ -24,6 +25,7 @@ from xrobust.report.groups import group_markdown, group_scores
 from xrobust.report.identity import MODEL, NOISE
 from xrobust.report.item_rows import ACCURACY, GENERALIZED, PERTURBED
 from xrobust.report.plots import heatmap, size_diff_plot
+from xrobust.report.selection import SELECT_ON, select, selection_markdown
 from xrobust.report.sizes import basis_text, model_sizes, parse_pairs
 from xrobust.report.tables import TIDY_COLUMNS, by_task, generalized_markdown, results_markdown, tidy_rows
 
@@ -73,6 +75,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also a paired sign-flip permutation test per cell with N permutations (p-values beside the "
         "bootstrap's; 0 = off)",
     )
+    parser.add_argument(
+        "--select-on",
+        choices=SELECT_ON,
+        default=None,
+        help="per task, model, noise and seed, keep only the setting (e.g. optim.lr_scale) whose selected checkpoint "
+        "scored best on English dev, before any table; selection.md says which setting each cell used",
+    )
     parser.add_argument("--latex", action="store_true", help="also write tables.tex (booktabs)")
     args = parser.parse_args(argv)
     if args.n_boot < 1:
@@ -115,6 +124,13 @@ def report(args: argparse.Namespace) -> dict[str, Path]:
     out = args.out if args.out is not None else args.sweep / "report"
     jobs = collect(args.sweep)
     files: dict[str, Path] = {}
+    if args.select_on:
+        jobs, choices = select(jobs, keep_apart=args.compare)
+        selection_md = selection_markdown(choices, args.select_on)
+        files["selection_md"] = out / "selection.md"
+        files["selection_md"].parent.mkdir(parents=True, exist_ok=True)
+        files["selection_md"].write_text(selection_md, encoding="utf-8")
+        print(selection_md)
     tidy = tidy_rows(jobs)
     files["results_tidy"] = out / "results_tidy.csv"
     write_csv(files["results_tidy"], tidy, TIDY_COLUMNS)

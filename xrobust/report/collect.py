@@ -56,6 +56,8 @@ class Job:
     family: str | None = None
     non_embedding_parameters: int | None = None
     perturbed_accuracy: dict[str, float] | None = None
+    # English dev accuracy of the selected checkpoint (results.json model_selection.best_val_acc), for --select-on.
+    selection_accuracy: float | None = None
     # The resolved config flattened to dotted keys (config snapshot and noise parameters).
     flat_config: dict[str, str] = field(default_factory=dict)
     # The keys beside model and noise that tell this job's setting apart in its sweep (set by collect).
@@ -168,6 +170,7 @@ def parse_results(path: Path, root: Path) -> Job:
     flat = flatten({"noise": noise}) | flatten(config)
     body = model.get("non_embedding_parameters")
     perturbed = data.get("perturbed_accuracy")
+    dev = (data.get("model_selection") or {}).get("best_val_acc")
     return Job(
         folder=folder,
         rel_folder=str(folder.relative_to(root)) if folder != root else ".",
@@ -188,6 +191,7 @@ def parse_results(path: Path, root: Path) -> Job:
         family=model.get("family") or (config.get("model") or {}).get("family"),
         non_embedding_parameters=int(body) if _number(body) else None,
         perturbed_accuracy={lang: float(a) for lang, a in perturbed.items()} if isinstance(perturbed, dict) else None,
+        selection_accuracy=float(dev) if _number(dev) else None,
         flat_config=flat,
     )
 
