@@ -32,6 +32,7 @@ class Settings:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     freeze_embeddings: bool = True
+    bf16: bool = False
 
 
 def accuracy(prediction) -> dict[str, float]:
@@ -83,6 +84,7 @@ def run_hf_trainer(
             logging_strategy="epoch",
             report_to=[],
             use_cpu=True,
+            bf16=settings.bf16,
             disable_tqdm=True,
         )
         trainer = Trainer(

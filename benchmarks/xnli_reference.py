@@ -1,16 +1,22 @@
-"""Real-data check of the foundation: xrobust vs the Hugging Face Trainer on ../shared/data/xnli, same settings.
+"""Real-data parity check: xrobust vs the Hugging Face Trainer on ../shared/data/xnli, same recipe, several seeds.
 
     .venv/bin/python -m benchmarks.xnli_reference [--data ../shared/data/xnli] [--epochs 3] [--lr 2e-4]
+        [--seeds 1,2,3] [--bf16] [--variant NAME=OVERRIDE[,OVERRIDE...] ...] [--out parity.json]
 
-Trains on train-en, selects on dev-en, tests zero-shot on the 14 other dev files, prints both tables.
+Each path trains on train-en, selects its checkpoint on dev-en and tests zero-shot on every dev file. xrobust runs
+at its defaults and once per --variant (default: `random batches=data.group_by_length=false`), the Trainer as a
+user writes it (dynamic padding, shuffled batches). Prints the target mean and English accuracy per seed, the mean
+over seeds, and each xrobust path minus the Trainer, seed by seed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -21,54 +27,45 @@ from benchmarks.hf_reference import Settings, run_hf_trainer
 from xrobust.data.sources import LocalFolderSource
 from xrobust.data.task import TaskSpec
 from xrobust.models.embedded import ensure_embedded_model
+from xrobust.results import summarize_accuracy
 from xrobust.train import run
 
 ROOT = Path(__file__).resolve().parents[1]
+HF = "HF Trainer"
+RANDOM_BATCHES = "random batches=data.group_by_length=false"
 
 
-def xrobust_run(data: Path, settings: Settings, out: Path) -> dict:
+def xrobust_run(data: Path, settings: Settings, out: Path, extra: list[str]) -> dict:
     overrides = [
         "task=xnli",
         f"data.local_dir={data}",
         "data.test_split=dev",
         "logger=csv",
         "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "checkpoint.keep_after_success=none",
         f"trainer.max_epochs={settings.epochs}",
         f"data.batch_size={settings.batch_size}",
         f"data.max_length={settings.max_length}",
         f"optim.lr={settings.lr}",
         f"optim.freeze_embeddings={str(settings.freeze_embeddings).lower()}",
+        f"trainer.precision={'bf16-mixed' if settings.bf16 else '32-true'}",
         f"seed={settings.seed}",
+        *extra,
     ]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(out)
     HydraConfig.instance().set_config(cfg)
-    return run(cfg)
+    return run(cfg)["accuracy"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "xnli")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=None, help="write both tables as JSON here")
-    args = parser.parse_args()
-    settings = Settings(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        ours = xrobust_run(args.data.resolve(), settings, Path(tmp))
-        ours_time = time.perf_counter() - started
-
+def hf_run(data: Path, settings: Settings) -> dict[str, float]:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         task = TaskSpec.from_config(compose("train", overrides=["task=xnli"]).task)
-    source = LocalFolderSource(task, args.data)
-    started = time.perf_counter()
-    reference = run_hf_trainer(
+    source = LocalFolderSource(task, data)
+    return run_hf_trainer(
         str(ensure_embedded_model("me5-small")),
         task.text_fields,
         len(task.label_names),
@@ -77,17 +74,82 @@ def main() -> None:
         {lang: source.load("dev", lang) for lang in task.languages},
         settings,
     )
-    reference_time = time.perf_counter() - started
 
-    print(f"\n{'lang':<6}{'xrobust':>9}{'HF Trainer':>12}")
-    for lang in task.languages:
-        print(f"{lang:<6}{ours['accuracy'][lang]:>9.4f}{reference[lang]:>12.4f}")
-    targets = [lang for lang in task.languages if lang != task.source_language]
-    hf_mean = sum(reference[lang] for lang in targets) / len(targets)
-    print(f"{'mean':<6}{ours['target_mean']:>9.4f}{hf_mean:>12.4f}   (over the {len(targets)} target languages)")
-    print(f"wall time: xrobust {ours_time:.0f} s, HF Trainer {reference_time:.0f} s")
+
+def parse_variants(items: list[str]) -> dict[str, list[str]]:
+    variants = {"xrobust": []}
+    for item in items:
+        name, _, overrides = item.partition("=")
+        variants[f"xrobust, {name}"] = [o for o in overrides.split(",") if o]
+    return variants
+
+
+def summary_table(runs: dict[str, dict[int, dict]], seeds: list[int]) -> str:
+    """Target mean / en per seed and on average, and each path minus the Trainer over the same seeds."""
+    lines = [
+        "| path | " + " | ".join(f"seed {s}: target / en" for s in seeds) + " | mean target / en | minus HF (target) |",
+        "|---|" + "---:|" * (len(seeds) + 2),
+    ]
+    hf_targets = [runs[HF][s]["target_mean"] for s in seeds]
+    for name, by_seed in runs.items():
+        cells = [f"{100 * by_seed[s]['target_mean']:.1f} / {100 * by_seed[s]['en']:.1f}" for s in seeds]
+        targets = [by_seed[s]["target_mean"] for s in seeds]
+        en = statistics.mean(by_seed[s]["en"] for s in seeds)
+        diffs = [100 * (t - h) for t, h in zip(targets, hf_targets, strict=True)]
+        spread = f" (per seed {', '.join(f'{d:+.1f}' for d in diffs)})" if name != HF else ""
+        lines.append(
+            f"| {name} | " + " | ".join(cells) + f" | {100 * statistics.mean(targets):.1f} / {100 * en:.1f} | "
+            f"{statistics.mean(diffs):+.1f}{spread} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "xnli")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (default 1,2,3)")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast on both paths (default fp32)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=None,
+        metavar="NAME=OVERRIDE[,OVERRIDE...]",
+        help="an extra xrobust path (default: 'random batches=data.group_by_length=false')",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="write every accuracy as JSON here")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    variants = parse_variants(args.variant if args.variant is not None else [RANDOM_BATCHES])
+    data = args.data.resolve()
+    base = Settings(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, bf16=args.bf16)
+
+    accuracy: dict[str, dict[int, dict[str, float]]] = {HF: {}, **{name: {} for name in variants}}
+    seconds: dict[str, float] = dict.fromkeys(accuracy, 0.0)
+    for seed in seeds:
+        settings = replace(base, seed=seed)
+        started = time.perf_counter()
+        accuracy[HF][seed] = hf_run(data, settings)
+        seconds[HF] += time.perf_counter() - started
+        for name, extra in variants.items():
+            started = time.perf_counter()
+            with tempfile.TemporaryDirectory() as tmp:
+                accuracy[name][seed] = xrobust_run(data, settings, Path(tmp), extra)
+            seconds[name] += time.perf_counter() - started
+            print(f"seed {seed} done: {name}", flush=True)
+
+    runs = {
+        name: {
+            seed: {"en": acc["en"], "target_mean": summarize_accuracy(acc, "en")[1]} for seed, acc in by_seed.items()
+        }
+        for name, by_seed in accuracy.items()
+    }
+    print(summary_table(runs, seeds))
+    print("wall time: " + ", ".join(f"{name} {s:.0f} s" for name, s in seconds.items()))
     if args.out:
-        payload = {"settings": vars(settings), "xrobust": ours["accuracy"], "hf_trainer": reference}
+        payload = {"settings": vars(base), "seeds": seeds, "variants": variants, "accuracy": accuracy}
         args.out.write_text(json.dumps(payload, indent=2))
 
 
