@@ -39,8 +39,9 @@ LEVERS = {
     "frozen input embeddings": ("optim.freeze_embeddings", "train", {"overrides": ["optim.freeze_embeddings=false"]}),
 }
 
-# Levers that are off by default, measured turned on: bf16 autocast pays on CPUs with AVX-512 BF16 / AMX and
-# on GPUs, but is slower than fp32 on CPUs without bf16 instructions, so it stays a user's choice.
+# Levers measured turned on over the fp32 base (benchmarks/paths.py pins trainer.precision=32-true): bf16 autocast
+# pays on CPUs with AVX-512 BF16 / AMX and on GPUs, where trainer/cpu.yaml makes it the default, and is slower
+# than fp32 on CPUs without bf16 instructions.
 OPT_IN = {
     "bf16 autocast (opt-in)": ("trainer.precision=bf16-mixed", "both", {"overrides": ["trainer.precision=bf16-mixed"]}),
 }

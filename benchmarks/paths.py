@@ -186,6 +186,8 @@ def run_xrobust(spec: Spec) -> dict:
         "trainer.enable_model_summary=false",
         f"trainer.max_steps={-1 if spec.epochs else max(spec.steps, 1)}",
         f"trainer.max_epochs={spec.epochs or 1000}",
+        # fp32 like the references, whatever this machine's default (trainer/cpu.yaml); --override changes it
+        "trainer.precision=32-true",
         *([f"paths.cache_dir={spec.cache_dir}"] if spec.cache_dir else []),
         *([f"model.pretrained={spec.model_dir}", "model.embedded=null"] if spec.model_dir else []),
         *spec.overrides,

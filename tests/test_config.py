@@ -7,6 +7,7 @@ import inspect
 
 import pytest
 import pytorch_lightning as pl
+import torch
 from conftest import CONF_DIR, compose_config
 from omegaconf import OmegaConf
 
@@ -100,3 +101,14 @@ def test_a_bad_perturbation_scale_is_refused_at_start_up():
     cfg = compose_config(["eval.perturbation.eps_scale=percent"])
     with pytest.raises(XrobustError, match=r"eval.perturbation.eps_scale='percent' \(must be relative or absolute\)"):
         validate(cfg)
+
+
+def test_the_default_precision_is_bf16_where_the_cpu_has_it():
+    """trainer/cpu.yaml resolves to bf16-mixed on a CPU with AVX-512 BF16 or AMX (read here from the kernel's own
+    flags), to 32-true elsewhere; a command-line value still wins, and trainer=gpu gets bf16-mixed off-GPU."""
+    flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    native = "avx512_bf16" in flags or "amx_tile" in flags
+    assert compose_config([]).trainer.precision == ("bf16-mixed" if native else "32-true")
+    assert compose_config(["trainer.precision=32-true"]).trainer.precision == "32-true"
+    if not torch.cuda.is_available():  # planning a GPU job on a login node
+        assert compose_config(["trainer=gpu"]).trainer.precision == "bf16-mixed"

@@ -27,6 +27,7 @@ REQUIRED_FIELDS = {
     "wall_time_s",
     "model_selection",
     "truncated_examples",
+    "precision",
 }
 
 TRAINED_RUN = [

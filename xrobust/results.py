@@ -178,6 +178,8 @@ def collect_results(
         },
         "noise": job.noise.params(),
         "seed": cfg.seed,
+        # trainer.precision as resolved on this machine (conf/trainer/cpu.yaml: bf16-mixed where bf16 is native)
+        "precision": str(cfg.trainer.precision),
         "source_language": task.source_language,
         "data_source": datamodule.source_description,
         "data_provenance": datamodule.data_provenance,
