@@ -154,27 +154,29 @@ def test_rs_da_path_without_the_file_source_is_refused():
 # -------------------------------------------------------------------- budget, ties, the last epoch
 
 
+FLAT = [
+    *[o for o in FAST if not o.startswith(("trainer.max_steps", "trainer.max_epochs"))],
+    "model=me5-small-6l",
+    "optim.freeze_embeddings=true",
+    "optim.lr=1e-12",
+    "callbacks=early_stopping",
+    "callbacks.early_stopping.patience=0",
+    "trainer.max_epochs=5",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_test_batches=1",
+    "data.eval_batch_size=16",
+    "eval.test_last=true",
+    "ckpt_path=null",
+    "checkpoint.keep_after_success=all",  # keep last.ckpt beside the selection to look at
+]
+
+
 @pytest.fixture(scope="module")
 def flat_run(me5_dir, tmp_path_factory):
     """5 epochs allowed at a learning rate too small to move dev-en accuracy: early stopping (patience 0) ends it
     after the first epoch without improvement, every validation ties, the last epoch is tested too."""
     out = tmp_path_factory.mktemp("flat")
-    overrides = [
-        *[o for o in FAST if not o.startswith(("trainer.max_steps", "trainer.max_epochs"))],
-        "model=me5-small-6l",
-        "optim.freeze_embeddings=true",
-        "optim.lr=1e-12",
-        "callbacks=early_stopping",
-        "callbacks.early_stopping.patience=0",
-        "trainer.max_epochs=5",
-        "trainer.limit_train_batches=2",
-        "trainer.limit_test_batches=1",
-        "data.eval_batch_size=16",
-        "eval.test_last=true",
-        "ckpt_path=null",
-        "checkpoint.keep_after_success=all",  # keep last.ckpt beside the selection to look at
-    ]
-    return out, run(compose_config(overrides, output_dir=out))
+    return out, run(compose_config(FLAT, output_dir=out))
 
 
 def test_early_stopping_stops_before_the_epoch_cap(flat_run):
@@ -183,6 +185,14 @@ def test_early_stopping_stops_before_the_epoch_cap(flat_run):
     assert selection["early_stopped"] is True
     assert selection["epochs_run"] < 5 and selection["steps_run"] == 2 * selection["epochs_run"]
     assert json.loads((out / "results.json").read_text())["model_selection"] == selection
+
+
+def test_a_stop_after_an_earlier_best_is_still_recorded(me5_dir, tmp_path):
+    """Testing the selected checkpoint restores the callbacks' state as of its epoch: a selection made before the
+    stop (here the earliest checkpoint, selected on the step counter) must not erase that training stopped early."""
+    first = ["callbacks.model_checkpoint.monitor=step", "callbacks.model_checkpoint.mode=min", "eval.test_last=false"]
+    results = run(compose_config([*FLAT, *first], output_dir=tmp_path))
+    assert results["model_selection"]["early_stopped"] is True and results["model_selection"]["epochs_run"] < 5
 
 
 def test_ties_go_to_the_later_checkpoint_and_last_ckpt_is_the_last_state(flat_run):

@@ -189,7 +189,7 @@ def collect_results(
             "epochs_run": trainer.current_epoch,
             "steps_run": trainer.global_step,
             # callbacks=early_stopping: whether dev-en stopped improving before trainer.max_epochs (None: no budget)
-            "early_stopped": early_stopped(trainer),
+            "early_stopped": job.early_stopped,
         },
         "accuracy": accuracy,
         "n_examples": {lang: r["n"] for lang, r in standard.items()},

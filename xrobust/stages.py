@@ -31,7 +31,7 @@ from xrobust.loggers import finish_run
 from xrobust.models.export import export_from_ranks
 from xrobust.module import TransferModule
 from xrobust.noise.base import NoiseMethod
-from xrobust.results import config_hash, stage_record, write_json
+from xrobust.results import config_hash, early_stopped, stage_record, write_json
 
 log = logging.getLogger("xrobust")
 
@@ -53,6 +53,8 @@ class Job:
     # dev-en accuracy), or None when nothing was checkpointed (the weights as trained).
     selected: str | None = None
     best_val_acc: float | None = None
+    # Read right after fit: testing the selected checkpoint restores the callbacks' state as of that epoch.
+    early_stopped: bool | None = None
     train_seconds: float = 0.0
     # eval.test_last: the test results of the weights after the last epoch (before the selection was loaded).
     last_epoch_results: dict | None = None
@@ -91,6 +93,7 @@ def fitted_stage(cfg: DictConfig, task: TaskSpec, pretrained: str) -> Iterator[J
     started = time.perf_counter()
     job.trainer.fit(job.module, datamodule=job.datamodule, ckpt_path=cfg.ckpt_path)
     job.train_seconds = time.perf_counter() - started
+    job.early_stopped = early_stopped(job.trainer)
     checkpoint = job.trainer.checkpoint_callback
     if checkpoint and checkpoint.best_model_path:
         job.selected = "best"
