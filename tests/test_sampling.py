@@ -54,3 +54,27 @@ def test_grouping_handles_tiny_and_empty_sets():
 
 def test_sorted_evaluation_is_longest_first_and_stable():
     assert list(LengthSortedSampler([3, 5, 3, 7, 1])) == [3, 1, 0, 2, 4]
+
+
+def same_batch_pairs(order: list[int], batch_size: int) -> set[tuple[int, int]]:
+    batches = [sorted(order[i : i + batch_size]) for i in range(0, len(order), batch_size)]
+    return {(a, b) for batch in batches for i, a in enumerate(batch) for b in batch[i + 1 :]}
+
+
+def test_smaller_length_groups_mix_batches_anew_each_epoch(lengths):
+    """When one group holds the whole training set, every epoch sorts all of it by length and the same examples
+    share batches epoch after epoch; smaller groups (data.length_group_batches) mix them again, for a little
+    more padding."""
+
+    def repeated_and_padding(groups: int) -> tuple[float, int]:
+        sampler = LengthGroupedSampler(lengths, batch_size=32, seed=1, mega_batches=groups)
+        first = list(sampler)
+        sampler.set_epoch(1)
+        before, after = same_batch_pairs(first, 32), same_batch_pairs(list(sampler), 32)
+        return len(before & after) / len(before), padded_tokens(first, lengths, 32)
+
+    whole, whole_padding = repeated_and_padding(50)  # 50 x 32 > 1000 examples: one group
+    small, small_padding = repeated_and_padding(4)
+    assert whole > 0.3 and small < whole / 3
+    shuffled = padded_tokens(list(EpochShuffleSampler(len(lengths), seed=1)), lengths, 32)
+    assert whole_padding < small_padding < shuffled

@@ -51,6 +51,7 @@ class TransferDataModule(pl.LightningDataModule):
         generalized_languages: list[str] | None = None,
         with_test_sets: bool = True,
         group_by_length: bool = False,
+        length_group_batches: int = 50,
         sort_eval_by_length: bool = False,
     ):
         super().__init__()
@@ -75,6 +76,7 @@ class TransferDataModule(pl.LightningDataModule):
             raise XrobustError(f"eval.generalized needs a pair task; task '{task.name}' is of kind {task.kind}")
         self.generalized_languages = list(generalized_languages or task.languages) if generalized else []
         self.group_by_length = group_by_length
+        self.length_group_batches = length_group_batches
         self.sort_eval_by_length = sort_eval_by_length
         self.collate = self.kind.collator(self.tokenizer)
         self.train_rows: datasets.Dataset | None = None
@@ -204,7 +206,8 @@ class TransferDataModule(pl.LightningDataModule):
         if self.group_by_length:
             # rs_da rewrites the text on the fly: the clean lengths are close enough to group by
             shard = self._data_parallel_shard()
-            sampler = LengthGroupedSampler(_lengths(self.train_set), self.batch_size, self.seed, **shard)
+            lengths, group = _lengths(self.train_set), self.length_group_batches
+            sampler = LengthGroupedSampler(lengths, self.batch_size, self.seed, mega_batches=group, **shard)
         else:
             sampler = EpochShuffleSampler(len(rows), self.seed)
         if self.train_text_transform is not None:
