@@ -85,6 +85,7 @@ def job_config(varied_tiny_model, data_dir) -> list[str]:
     return [
         *FAST,
         "trainer.max_steps=0",
+        "trainer.precision=32-true",  # as the ranks run (MULTI_RANK), whatever this machine's default
         f"data.local_dir={data_dir}",
         f"model.pretrained={varied_tiny_model}",
         "model.embedded=null",

@@ -27,6 +27,8 @@ NOISES = {"none": ["noise=none"], "adv": ["noise=adv"], "rs_rp x2": ["noise=rs_r
 RUN = [
     "model=me5-small-6l",
     "task=sample",
+    # fp32, as the planner's activation model was checked: CPU bf16 autocast keeps fp32 copies a GPU plan has not
+    "trainer.precision=32-true",
     "logger=none",
     "trainer.max_steps=2",
     "trainer.enable_progress_bar=false",

@@ -95,7 +95,8 @@ def test_fsdp2_stage_with_adv_hands_on_a_full_encoder_and_tests_each_item_once(t
     assert len(encoder_keys) == len([k for k in selected if k.startswith("model.roberta.")]) > 20
     assert max((reloaded[k] - selected[f"model.{k}"]).abs().max().item() for k in encoder_keys) == 0.0
 
-    single = train(job(encoder, small_data, single_dir, "trainer.max_steps=0"), tmp_path / "b.log")
+    single_process = ["trainer.max_steps=0", "trainer.precision=32-true"]  # the ranks' precision (CPU_RANKS)
+    single = train(job(encoder, small_data, single_dir, *single_process), tmp_path / "b.log")
     assert sharded["n_examples"] == single["n_examples"] == dict.fromkeys(LANGUAGES, ODD_TEST_SIZE)
     assert sharded["accuracy"] == single["accuracy"]
     rows = predictions(sharded_dir)
