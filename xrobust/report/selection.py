@@ -17,7 +17,8 @@ from xrobust.report.formatting import markdown_table, pct
 from xrobust.report.identity import MODEL, NOISE, setting_text
 from xrobust.results import RESULTS_FILE
 
-# What --select-on accepts: the source language's model-selection set, whatever its split is called.
+# What --select-on accepts: the source-language set each job selected its checkpoint on (dev-en, or the held-out
+# slice of train-en where a task has no English dev split).
 SELECT_ON = ("dev-en",)
 
 
@@ -57,16 +58,15 @@ def select(jobs: list[Job], keep_apart: str = MODEL) -> tuple[list[Job], list[Ch
         fixed = {key: value for key, value in job.labels.items() if key in (MODEL, NOISE, keep_apart)}
         cells.setdefault((job.task, tuple(fixed.items()), job.seed), []).append(job)
     kept, choices = [], []
-    for (task, fixed, seed), cell in sorted(cells.items(), key=lambda item: (item[0][0], item[0][1], item[0][2])):
+    for (task, fixed, seed), cell in sorted(cells.items(), key=lambda item: item[0]):
         candidates = sorted(cell, key=lambda job: _setting_order(job, keep_apart))
         best = max(candidates, key=lambda job: job.selection_accuracy)  # max keeps the first of equals
-        over = {key: value for key, value in best.setting.items() if key != keep_apart}
         choices.append(
             Choice(
                 task=task,
                 fixed=dict(fixed),
                 seed=seed,
-                chosen=over,
+                chosen=_over(best, keep_apart),
                 candidates=[(_over(job, keep_apart), job.selection_accuracy) for job in candidates],
             )
         )
