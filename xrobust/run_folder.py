@@ -15,6 +15,7 @@ from pathlib import Path
 
 from xrobust.atomic import atomic_write_text
 from xrobust.errors import SweepError
+from xrobust.results import RESULTS_FILE
 
 OVERRIDES_FILE = "overrides.json"
 
@@ -26,7 +27,7 @@ def as_dict(overrides: list[str]) -> dict[str, str]:
 
 
 def holds_a_run(run_dir: Path) -> bool:
-    return (run_dir / "results.json").is_file() or any(run_dir.glob("checkpoints/*"))
+    return (run_dir / RESULTS_FILE).is_file() or any(run_dir.glob("checkpoints/*"))
 
 
 def claim(run_dir: Path, overrides: list[str], write: bool) -> None:

@@ -1,11 +1,10 @@
-"""`xrobust-report SWEEP [--out DIR] [--compare model|noise|KEY] [--pairs A:B,...] [--select-on dev-en] ...`: tables,
-differences with intervals and corrected significance, figures.
+"""`xrobust-report SWEEP [--out DIR] [--compare model|noise|KEY] [--pairs A:B,...] [--select-on dev-en] ...`:
+tables, differences with intervals and corrected significance, figures.
 
 Writes into DIR (default SWEEP/report): results_tidy.csv, results.md, size_diff.csv, size_diff.md,
 heatmap.png, size_diff.png, tables.tex with --latex, selection.md with --select-on, and groups.md for jobs run as
-a task group; prints the
-markdown tables. A folder without results.json, or a results.json that cannot be read, gets one line on stderr
-and exit status 2.
+a task group; prints the markdown tables. A folder without results.json, or a results.json that cannot be read,
+gets one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
