@@ -24,7 +24,9 @@ def native_precision(accelerator: str) -> str:
     if accelerator == "auto":
         accelerator = "gpu" if torch.cuda.is_available() else "cpu"
     if accelerator == "cpu":
-        native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+        # torch's own CPU feature probes (private, hence looked up: a torch without them counts as no bf16)
+        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        native = any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
     else:
         native = not torch.cuda.is_available() or torch.cuda.is_bf16_supported()
     return "bf16-mixed" if native else "32-true"
