@@ -31,16 +31,17 @@ def noise_order(noises: Sequence[str], baseline: str) -> list[str]:
     return sorted(set(noises), key=lambda name: (name != baseline, name))
 
 
+def value_key(value: str) -> tuple:
+    """Sort key of a config value's text: numbers in numeric order before text in alphabetical order."""
+    try:
+        return (0, float(value), value)
+    except ValueError:
+        return (1, 0.0, value)
+
+
 def sort_values(values) -> list[str]:
     """Distinct values, numbers in numeric order before text in alphabetical order."""
-
-    def key(value: str):
-        try:
-            return (0, float(value), value)
-        except ValueError:
-            return (1, 0.0, value)
-
-    return sorted(set(values), key=key)
+    return sorted(set(values), key=value_key)
 
 
 def axis_keys(keys: list[str], axis: str) -> list[str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from xrobust.errors import XrobustError
 from xrobust.report.collect import Job
+from xrobust.report.compare import value_key
 from xrobust.report.formatting import markdown_table, pct
 from xrobust.report.identity import MODEL, NOISE, setting_text
 from xrobust.results import RESULTS_FILE
@@ -35,13 +36,6 @@ class Choice:
     @property
     def dev_accuracy(self) -> float:
         return dict((setting_text(s), acc) for s, acc in self.candidates)[setting_text(self.chosen)]
-
-
-def _number_first(value: str) -> tuple:
-    try:
-        return (0, float(value), value)
-    except ValueError:
-        return (1, 0.0, value)
 
 
 def select(jobs: list[Job], keep_apart: str = MODEL) -> tuple[list[Job], list[Choice]]:
@@ -79,7 +73,7 @@ def _over(job: Job, keep_apart: str) -> dict[str, str]:
 
 
 def _setting_order(job: Job, keep_apart: str) -> tuple:
-    return tuple(_number_first(value) for value in _over(job, keep_apart).values())
+    return tuple(value_key(value) for value in _over(job, keep_apart).values())
 
 
 def selection_markdown(choices: list[Choice], select_on: str) -> str:
