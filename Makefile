@@ -48,13 +48,12 @@ report: setup
 	if [ -z "$$sweep" ]; then echo "make report: no sweep folder under multirun/ (run make sweep first)" >&2; exit 2; fi; \
 	$(BIN)/xrobust-report "$${sweep%/}"
 
-# xrobust against the HF Trainer and pad-to-128 (our defaults, then with the opt-in bf16 autocast), then each
-# speed lever alone (~45 min on 2 idle cores): the tables of docs/performance.md.
+# xrobust against the HF Trainer tuned with every speed flag it has (at this machine's precision), the Trainer as
+# written and pad-to-128, then each speed lever alone (~30 min on 2 idle cores): the tables of docs/performance.md.
 # BENCH_ARGS="--steps 47 --max-eval-examples 0" for one epoch and every dev item.
 BENCH_ARGS ?= --steps 16 --max-eval-examples 256
 bench: setup
 	$(OFFLINE) $(BIN)/python -m benchmarks.throughput $(BENCH_ARGS) --rounds 2
-	$(OFFLINE) $(BIN)/python -m benchmarks.throughput $(BENCH_ARGS) --rounds 1 --override trainer.precision=bf16-mixed --margin-tolerance 0.01
 	$(OFFLINE) $(BIN)/python -m benchmarks.levers $(BENCH_ARGS) --rounds 1
 
 bench-noise: setup

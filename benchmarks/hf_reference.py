@@ -33,6 +33,7 @@ class Settings:
     max_grad_norm: float = 1.0
     freeze_embeddings: bool = True
     bf16: bool = False
+    group_by_length: bool = False  # the Trainer's train_sampling_strategy="group_by_length"
 
 
 def accuracy(prediction) -> dict[str, float]:
@@ -85,6 +86,7 @@ def run_hf_trainer(
             report_to=[],
             use_cpu=True,
             bf16=settings.bf16,
+            train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
             disable_tqdm=True,
         )
         trainer = Trainer(

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from benchmarks.paths import ROOT, Spec
+from benchmarks.measure import ROOT, Spec
 
 # Bulky per-example fields: compared within the run, left out of the JSON report.
 PER_EXAMPLE = ("predictions", "margins")

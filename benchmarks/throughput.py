@@ -1,21 +1,24 @@
-"""xrobust against the Hugging Face Trainer and the pad-to-128 recipe: examples/s, peak memory, same answers.
+"""xrobust against the Hugging Face Trainer, tuned and as written, and pad-to-128: examples/s, memory, same answers.
 
-    python -m benchmarks.throughput [--steps 20] [--rounds 3] [--max-eval-examples 0] [--out bench.json]
+    python -m benchmarks.throughput [--steps 20] [--rounds 3] [--precision native] [--out bench.json]
 
-Three paths on the embedded me5-small and ../shared/data/xnli (train-en; the 14 target dev files), batch 32,
+Five paths on the embedded me5-small and ../shared/data/xnli (train-en; the 14 target dev files), batch 32,
 max length 128, seed 1, the same number of training steps: `xrobust` (our defaults, composed from conf/),
-`hf` (Trainer + DataCollatorWithPadding, otherwise its defaults: every parameter trained, no length
-grouping) and `pad128` (the same Trainer, every pair padded to 128). Each run is a child process, the paths
-alternate within rounds, and the table shows medians over rounds. Without ../shared/data it runs on the
-packaged sample (task=sample).
+`xrobust_grouped` (the same with length-grouped batches, the tuned Trainer's sampling), `hf_tuned` (the
+Trainer with every speed flag it has for this job, benchmarks/hf_paths.py), `hf` (Trainer +
+DataCollatorWithPadding, otherwise its defaults) and `pad128` (the same Trainer, every pair padded to 128).
+xrobust and the tuned Trainer run at --precision (native: what trainer.precision resolves to on this machine,
+xrobust/resolvers.py); `hf` and `pad128` stay fp32, as users write them, for context. Each run is a child
+process, the paths alternate within rounds, and the table shows medians over rounds. Without ../shared/data it
+runs on the packaged sample (task=sample).
 
 Correctness, in the same run: the weights xrobust trained in round 1 are evaluated again through the HF
 Trainer's evaluation; every prediction must match, except where the reference's top two logits lie within
---margin-tolerance (different padding and batch order change the logits by float rounding, ~1e-6, so only
-a near-tie may flip). Each path's own accuracy is reported too; with --epochs (full training instead of
---steps) it is the accuracy comparison, and xrobust must reach at least the HF Trainer's target mean minus
---accuracy-tolerance. `--override KEY=VALUE` changes the xrobust path only (an opt-in lever such as
-trainer.precision=bf16-mixed; lower precision moves logits by ~1e-2, so widen --margin-tolerance with it).
+--margin-tolerance (different padding and batch order change the logits by float rounding, ~1e-6 in fp32 and
+~1e-2 in bf16, so only a near-tie may flip). Each path's own accuracy is reported too; with --epochs (full
+training instead of --steps) it is the accuracy comparison, and xrobust must reach at least the tuned
+Trainer's target mean minus --accuracy-tolerance. `--override KEY=VALUE` changes both xrobust paths (an opt-in
+lever such as model.compile=true).
 """
 
 from __future__ import annotations
@@ -27,14 +30,20 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from benchmarks.paths import XNLI, Spec
+from benchmarks.hf_paths import TUNED_FLAGS
+from benchmarks.measure import XNLI, Spec
 from benchmarks.rounds import alternate, compact, fmt, machine, markdown_table, median, ratio, run_child
 
 PATHS = {
     "xrobust": "xrobust (defaults)",
-    "hf": "HF Trainer + DataCollatorWithPadding",
-    "pad128": "pad to 128 (XTREME / Robust-XLT)",
+    "xrobust_grouped": "xrobust, data.group_by_length=true",
+    "hf_tuned": "HF Trainer, tuned",
+    "hf": "HF Trainer + DataCollatorWithPadding, its defaults (fp32)",
+    "pad128": "pad to 128, fp32 (XTREME / Robust-XLT)",
 }
+# The paths that run at --precision; the others are the user-written references, fp32.
+AT_PRECISION = ("xrobust", "xrobust_grouped", "hf_tuned")
+GROUPED = "data.group_by_length=true"
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +58,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
+    parser.add_argument(
+        "--precision",
+        default="native",
+        choices=["native", "32-true", "bf16-mixed"],
+        help="xrobust and the tuned Trainer (native: this machine's trainer.precision default)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write every figure as JSON here")
 
 
@@ -66,7 +81,14 @@ def base_spec(args: argparse.Namespace) -> Spec:
         seed=args.seed,
         max_eval_examples=args.max_eval_examples,
         threads=args.threads,
+        precision=resolved_precision(args.precision),
     )
+
+
+def resolved_precision(precision: str) -> str:
+    from xrobust.resolvers import native_precision
+
+    return native_precision("cpu") if precision == "native" else precision
 
 
 def agreement(ours: dict, reference: dict, margin_tolerance: float) -> dict:
@@ -94,9 +116,16 @@ def summarise(results: dict[str, list]) -> dict[str, dict]:
     return {label: {key: median(runs, key) for key in keys} for label, runs in results.items()}
 
 
-def table(summary: dict[str, dict], overrides: list[str] = ()) -> str:
-    hf, pad = summary["hf"], summary["pad128"]
+def vs(s: dict, reference: dict) -> str:
+    """Train / eval examples/s over a reference's."""
+    train = fmt(ratio(s["train_examples_per_s"], reference["train_examples_per_s"]), ".2f", "x")
+    evaluate = fmt(ratio(s["eval_examples_per_s"], reference["eval_examples_per_s"]), ".2f", "x")
+    return f"{train} / {evaluate}"
+
+
+def table(summary: dict[str, dict], precision: str, overrides: list[str] = ()) -> str:
     names = PATHS | ({"xrobust": f"xrobust ({' '.join(overrides)})"} if overrides else {})
+    names = {label: f"{name}, {precision}" if label in AT_PRECISION else name for label, name in names.items()}
     rows = []
     for label, s in summary.items():
         rows.append(
@@ -108,20 +137,22 @@ def table(summary: dict[str, dict], overrides: list[str] = ()) -> str:
                 fmt(s["eval_padded_per_example"], ".0f"),
                 fmt(s["peak_rss_mb"], ".0f"),
                 fmt(s["target_mean"] and 100 * s["target_mean"]),
-                f"{fmt(ratio(s['train_examples_per_s'], hf['train_examples_per_s']), '.2f', 'x')} / "
-                f"{fmt(ratio(s['eval_examples_per_s'], hf['eval_examples_per_s']), '.2f', 'x')}",
-                f"{fmt(ratio(s['train_examples_per_s'], pad['train_examples_per_s']), '.2f', 'x')} / "
-                f"{fmt(ratio(s['eval_examples_per_s'], pad['eval_examples_per_s']), '.2f', 'x')}",
+                vs(s, summary["hf_tuned"]),
+                vs(s, summary["hf"]),
+                vs(s, summary["pad128"]),
             ]
         )
     header = ["path", "train ex/s", "eval ex/s", "train tok/ex", "eval tok/ex", "peak RSS MB", "target acc %"]
-    return markdown_table(header + ["vs HF (train / eval)", "vs pad-128 (train / eval)"], rows)
+    header += ["**vs tuned HF** (train / eval)", "vs HF defaults", "vs pad-128"]
+    return markdown_table(header, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_arguments(parser)
-    parser.add_argument("--margin-tolerance", type=float, default=1e-3)
+    parser.add_argument(
+        "--margin-tolerance", type=float, default=None, help="default 1e-3 in fp32, 1e-2 with bf16 in the xrobust path"
+    )
     parser.add_argument("--accuracy-tolerance", type=float, default=0.01, help="with --epochs (fraction)")
     parser.add_argument(
         "--profile", action="store_true", help="one more xrobust run under torch.profiler: where the time goes"
@@ -136,14 +167,18 @@ def main(argv: list[str] | None = None) -> int:
 
     base = base_spec(args)
     specs = {label: replace(base, path=label) for label in PATHS}
+    specs |= {label: replace(specs[label], precision="32-true") for label in PATHS if label not in AT_PRECISION}
     specs["xrobust"] = replace(specs["xrobust"], overrides=list(args.override))
+    specs["xrobust_grouped"] = replace(specs["xrobust"], overrides=[*args.override, GROUPED])
     with tempfile.TemporaryDirectory(prefix="xrobust-bench-weights-") as weights:
         results = alternate(specs, args.rounds, first_round={"xrobust": {"save_model_dir": weights}})
         print("agreement: xrobust's trained weights through the HF Trainer's evaluation", file=sys.stderr)
-        same_weights = run_child(replace(base, path="hf", steps=0, epochs=0, model_dir=weights))
-    agree = agreement(results["xrobust"][0], same_weights, args.margin_tolerance)
+        same_weights = run_child(replace(base, path="hf", precision="32-true", steps=0, epochs=0, model_dir=weights))
+    low_precision = base.precision != "32-true" or any("precision" in o for o in args.override)
+    margin_tolerance = args.margin_tolerance or (1e-2 if low_precision else 1e-3)
+    agree = agreement(results["xrobust"][0], same_weights, margin_tolerance)
     summary = summarise(results)
-    accuracy_gap = summary["xrobust"]["target_mean"] - summary["hf"]["target_mean"]
+    accuracy_gap = summary["xrobust"]["target_mean"] - summary["hf_tuned"]["target_mean"]
     accuracy_ok = accuracy_gap >= -args.accuracy_tolerance
 
     training = f"{base.epochs} epochs" if base.epochs else f"{base.steps} steps ({base.warmup_steps} untimed)"
@@ -153,17 +188,17 @@ def main(argv: list[str] | None = None) -> int:
         f"({results['xrobust'][0].get('eval_examples')} examples), {args.rounds} rounds, medians; {machine()}, "
         f"torch threads {results['xrobust'][0]['torch_threads']}"
         + (f"; xrobust path with {' '.join(args.override)}" if args.override else "")
-        + "\n"
+        + f"\ntuned HF Trainer: {TUNED_FLAGS}\n"
     )
-    print(table(summary, args.override))
+    print(table(summary, base.precision, args.override))
     print(
         f"\nsame weights, two evaluation paths: {agree['compared'] - agree['differ']}/{agree['compared']} "
         f"predictions identical; {agree['differ']} differ, largest reference margin among them "
-        f"{agree['max_margin_of_differing']:.2e} (tolerance {args.margin_tolerance:g}); accuracy difference "
+        f"{agree['max_margin_of_differing']:.2e} (tolerance {margin_tolerance:g}); accuracy difference "
         f"{100 * agree['accuracy_difference']:.2f} points -> {'AGREE' if agree['ok'] else 'DISAGREE'}"
     )
     print(
-        f"trained accuracy, xrobust minus HF Trainer: {100 * accuracy_gap:+.1f} points"
+        f"trained accuracy, xrobust minus the tuned HF Trainer: {100 * accuracy_gap:+.1f} points"
         + (
             f" (tolerance -{100 * args.accuracy_tolerance:.1f}) -> {'OK' if accuracy_ok else 'WORSE'}"
             if base.epochs
@@ -181,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             "agreement": agree,
             "accuracy_gap": accuracy_gap,
             "accuracy_ok": accuracy_ok if base.epochs else None,
-            "table": table(summary, args.override),
+            "table": table(summary, base.precision, args.override),
             "runs": compact(results),
         }
         args.out.write_text(json.dumps(payload, indent=2) + "\n")

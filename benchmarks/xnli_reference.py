@@ -1,12 +1,13 @@
 """Real-data parity check: xrobust vs the Hugging Face Trainer on ../shared/data/xnli, same recipe, several seeds.
 
     .venv/bin/python -m benchmarks.xnli_reference [--data ../shared/data/xnli] [--epochs 3] [--lr 2e-4]
-        [--seeds 1,2,3] [--bf16] [--variant NAME=OVERRIDE[,OVERRIDE...] ...] [--out parity.json]
+        [--seeds 1,2,3] [--bf16] [--variant NAME=OVERRIDE[,OVERRIDE...] ...] [--hf-grouped] [--out parity.json]
 
 Each path trains on train-en, selects its checkpoint on dev-en and tests zero-shot on every dev file. xrobust runs
-at its defaults and once per --variant (default: `random batches=data.group_by_length=false`), the Trainer as a
-user writes it (dynamic padding, shuffled batches). Prints the target mean and English accuracy per seed, the mean
-over seeds, and each xrobust path minus the Trainer, seed by seed.
+at its defaults and once per --variant (default: `length groups=data.group_by_length=true`), the Trainer as a
+user writes it (dynamic padding, shuffled batches, frozen input embeddings, its default fused AdamW), and with
+--hf-grouped also with its length grouping (`train_sampling_strategy="group_by_length"`). Prints the target mean
+and English accuracy per seed, the mean over seeds, and each path minus the plain Trainer, seed by seed.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
 
 from benchmarks.hf_reference import Settings, run_hf_trainer
+from benchmarks.measure import compose_run
 from xrobust.data.sources import LocalFolderSource
 from xrobust.data.task import TaskSpec
 from xrobust.models.embedded import ensure_embedded_model
@@ -32,7 +32,8 @@ from xrobust.train import run
 
 ROOT = Path(__file__).resolve().parents[1]
 HF = "HF Trainer"
-RANDOM_BATCHES = "random batches=data.group_by_length=false"
+HF_GROUPED = "HF Trainer, group_by_length"
+LENGTH_GROUPS = "length groups=data.group_by_length=true"
 
 
 def xrobust_run(data: Path, settings: Settings, out: Path, extra: list[str]) -> dict:
@@ -53,12 +54,7 @@ def xrobust_run(data: Path, settings: Settings, out: Path, extra: list[str]) -> 
         f"seed={settings.seed}",
         *extra,
     ]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(out)
-    HydraConfig.instance().set_config(cfg)
-    return run(cfg)["accuracy"]
+    return run(compose_run(overrides, out))["accuracy"]
 
 
 def hf_run(data: Path, settings: Settings) -> dict[str, float]:
@@ -117,22 +113,25 @@ def main() -> None:
         action="append",
         default=None,
         metavar="NAME=OVERRIDE[,OVERRIDE...]",
-        help="an extra xrobust path (default: 'random batches=data.group_by_length=false')",
+        help="an extra xrobust path (default: 'length groups=data.group_by_length=true')",
     )
+    parser.add_argument("--hf-grouped", action="store_true", help="also the Trainer with group_by_length")
     parser.add_argument("--out", type=Path, default=None, help="write every accuracy as JSON here")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    variants = parse_variants(args.variant if args.variant is not None else [RANDOM_BATCHES])
+    variants = parse_variants(args.variant if args.variant is not None else [LENGTH_GROUPS])
     data = args.data.resolve()
     base = Settings(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, bf16=args.bf16)
 
-    accuracy: dict[str, dict[int, dict[str, float]]] = {HF: {}, **{name: {} for name in variants}}
+    references = [HF, HF_GROUPED] if args.hf_grouped else [HF]
+    accuracy: dict[str, dict[int, dict[str, float]]] = {name: {} for name in [*references, *variants]}
     seconds: dict[str, float] = dict.fromkeys(accuracy, 0.0)
     for seed in seeds:
         settings = replace(base, seed=seed)
-        started = time.perf_counter()
-        accuracy[HF][seed] = hf_run(data, settings)
-        seconds[HF] += time.perf_counter() - started
+        for name in references:
+            started = time.perf_counter()
+            accuracy[name][seed] = hf_run(data, replace(settings, group_by_length=name == HF_GROUPED))
+            seconds[name] += time.perf_counter() - started
         for name, extra in variants.items():
             started = time.perf_counter()
             with tempfile.TemporaryDirectory() as tmp:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from conftest import CONF_DIR
 from hydra.utils import instantiate
 
-from benchmarks import levers, noise_overhead, throughput
-from benchmarks.paths import Spec, run, step_examples, train_rate
+from benchmarks import grid, levers, noise_overhead, throughput
+from benchmarks.measure import Spec, step_examples, train_rate
+from benchmarks.paths import run
 from benchmarks.rounds import markdown_table
 
 # The packaged sample (no ../shared/data needed), a few steps, a few examples per language, one thread.
@@ -53,11 +55,13 @@ def test_markdown_table():
     assert markdown_table(["a", "b"], [["1", "2"]]).splitlines() == ["| a | b |", "|---|---|", "| 1 | 2 |"]
 
 
-def test_same_weights_give_the_same_predictions_through_both_evaluation_paths(me5_dir, tmp_path):
-    """xrobust's evaluation (length-sorted, inference_mode) against the HF Trainer's, in this process."""
+@pytest.mark.parametrize("reference_path", ["hf", "hf_tuned"])
+def test_same_weights_give_the_same_predictions_through_both_evaluation_paths(me5_dir, tmp_path, reference_path):
+    """xrobust's evaluation (length-sorted, inference_mode) against the HF Trainer's, as written and tuned (its sets
+    sorted by length, predictions mapped back to their rows), in this process."""
     spec = Spec(task="sample", data_dir=None, test_split="test", steps=0, max_eval_examples=8, threads=1)
     ours = run(Spec(**{**vars(spec), "save_model_dir": str(tmp_path)}))
-    reference = run(Spec(**{**vars(spec), "path": "hf", "model_dir": str(tmp_path)}))
+    reference = run(Spec(**{**vars(spec), "path": reference_path, "model_dir": str(tmp_path)}))
     ours, reference = json.loads(json.dumps(ours)), json.loads(json.dumps(reference))
     assert ours["eval_examples"] == reference["eval_examples"] == 6 * 8
     assert throughput.agreement(ours, reference, 1e-3)["ok"]
@@ -69,9 +73,9 @@ def test_throughput_benchmark_runs_and_agrees(me5_dir, tmp_path, capsys):
     out = tmp_path / "throughput.json"
     assert throughput.main([*TINY, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "| xrobust (defaults) |" in printed and "AGREE" in printed
+    assert "| xrobust (defaults), " in printed and "| HF Trainer, tuned, " in printed and "AGREE" in printed
     report = json.loads(out.read_text())
-    assert set(report["summary"]) == {"xrobust", "hf", "pad128"}
+    assert set(report["summary"]) == {"xrobust", "xrobust_grouped", "hf_tuned", "hf", "pad128"}
     for figures in report["summary"].values():
         assert figures["train_examples_per_s"] > 0 and figures["eval_examples_per_s"] > 0
         assert figures["peak_rss_mb"] > 0 and 0 <= figures["target_mean"] <= 1
@@ -82,7 +86,20 @@ def test_throughput_benchmark_runs_and_agrees(me5_dir, tmp_path, capsys):
 def test_levers_benchmark_runs(me5_dir, tmp_path, capsys):
     out = tmp_path / "levers.json"
     assert levers.main([*TINY, "--out", str(out)]) == 0
-    assert "tokenization cache" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "tokenization cache" in printed
     report = json.loads(out.read_text())
-    assert set(report["levers"]) == {*levers.LEVERS, *levers.OPT_IN, "defaults"}
+    labels = set(report["levers"])
+    assert {*levers.LEVERS, *levers.OPT_IN} <= labels and any(label.startswith("bf16 autocast") for label in labels)
+    assert "torch.compile's compile time" in printed
     assert report["tokenization_cache"]["first_s"] > 0
+
+
+def test_grid_benchmark_runs_the_same_jobs_one_and_two_at_a_time(me5_dir, tmp_path, capsys):
+    """Hydra's basic launcher against its joblib launcher on a two-job slice of the CPU size grid."""
+    out = tmp_path / "grid.json"
+    tiny = ["model=me5-small-6l", "noise=none,rs_rp", "trainer.max_epochs=1", "trainer.limit_train_batches=2"]
+    assert grid.main(["--concurrent", "1,2", "--out", str(out), "--", *tiny]) == 0
+    assert f"| 2 | {max(os.cpu_count() // 2, 1)} | 2 |" in capsys.readouterr().out  # two at once, half the cores each
+    sweeps = json.loads(out.read_text())["sweeps"]
+    assert [sorted(s["jobs"]) for s in sweeps] == [sorted(sweeps[0]["jobs"])] * 2 and len(sweeps[0]["jobs"]) == 2
