@@ -2,10 +2,12 @@
 
     python -m benchmarks.levers [--steps 20] [--rounds 3] [--max-eval-examples 0] [--accuracy-epochs 0]
 
-Same model, data and settings as benchmarks/throughput.py. A lever's figure is the default's examples/s over
-the examples/s with that lever off (> 1: the lever helps); an opt-in lever's (off by default) is the examples/s
-with it on over the default's. Levers that only touch training are not
-evaluated, levers that only touch evaluation skip training (evaluation speed does not depend on the weights).
+Same model, data and settings as benchmarks/throughput.py, at this machine's precision (--precision). A
+lever's figure is the default's examples/s over the examples/s with that lever off (> 1: the lever helps); an
+opt-in lever's (off by default) is the examples/s with it on over the default's. Levers that only touch training
+are not evaluated, levers that only touch evaluation skip training (evaluation speed does not depend on the
+weights). torch.compile's compile time (its first training step, an untimed first evaluation) is reported
+apart. "Dropout off" is no lever (it changes the model): it prices the dropout masks the profile shows.
 Also: the tokenization cache (data preparation of a sweep's first job, empty cache, against its second job,
 same cache; target <= 10%), and with --accuracy-epochs E the accuracy effect of freezing the input embeddings
 (two full E-epoch trainings, frozen and trained, on every target dev example: the docs/performance.md figure is E=3).
@@ -20,13 +22,12 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from benchmarks.paths import Spec
+from benchmarks.measure import Spec
 from benchmarks.rounds import alternate, compact, fmt, machine, markdown_table, median, ratio, run_child
 from benchmarks.throughput import add_common_arguments, base_spec
 
 # label -> (config key, what measures it: "train", "eval" or "both", the spec with the lever off)
 LEVERS = {
-    "length-grouped training batches": ("data.group_by_length", "train", {"overrides": ["data.group_by_length=false"]}),
     "length-sorted evaluation": ("data.sort_eval_by_length", "eval", {"overrides": ["data.sort_eval_by_length=false"]}),
     "dynamic padding": ("(always on; off = pad to data.max_length)", "both", {"pad_to_max_length": True}),
     "torch.inference_mode for evaluation": (
@@ -37,19 +38,32 @@ LEVERS = {
     "SDPA attention": ("model.attn_implementation", "both", {"overrides": ["model.attn_implementation=eager"]}),
     "no DataLoader workers": ("data.num_workers", "both", {"overrides": ["data.num_workers=2"]}),
     "frozen input embeddings": ("optim.freeze_embeddings", "train", {"overrides": ["optim.freeze_embeddings=false"]}),
+    "fused AdamW": ("optim.optimizer.fused", "train", {"overrides": ["optim.optimizer.fused=false"]}),
 }
 
-# Levers measured turned on over the fp32 base (benchmarks/paths.py pins trainer.precision=32-true): bf16 autocast
-# pays on CPUs with AVX-512 BF16 / AMX and on GPUs, where trainer/cpu.yaml makes it the default, and is slower
-# than fp32 on CPUs without bf16 instructions.
+# Measured turned on over the defaults.
 OPT_IN = {
-    "bf16 autocast (opt-in)": ("trainer.precision=bf16-mixed", "both", {"overrides": ["trainer.precision=bf16-mixed"]}),
+    "length-grouped training batches (opt-in)": (
+        "data.group_by_length",
+        "train",
+        {"overrides": ["data.group_by_length=true"]},
+    ),
+    "torch.compile (opt-in)": ("model.compile", "both", {"overrides": ["model.compile=true"], "warm_eval": True}),
+    "dropout off (not a lever: the masks' cost)": ("(every dropout p=0)", "train", {"dropout": False}),
 }
+
+
+def precision_lever(precision: str) -> dict[str, tuple]:
+    """bf16 autocast: a lever turned off (fp32) where the machine defaults to it, an opt-in where it does not
+    (CPUs without AVX-512 BF16 / AMX, where it is slower than fp32)."""
+    if precision == "bf16-mixed":
+        return {"bf16 autocast": ("trainer.precision", "both", {"precision": "32-true"})}
+    return {"bf16 autocast (opt-in)": ("trainer.precision", "both", {"precision": "bf16-mixed"})}
 
 
 def lever_specs(base: Spec) -> dict[str, Spec]:
     specs = {"defaults": base}
-    for label, (_, measures, change) in (LEVERS | OPT_IN).items():
+    for label, (_, measures, change) in (LEVERS | OPT_IN | precision_lever(base.precision)).items():
         spec = replace(base, **change)
         if measures == "train":
             spec = replace(spec, evaluate=False)
@@ -59,15 +73,17 @@ def lever_specs(base: Spec) -> dict[str, Spec]:
     return specs
 
 
-def lever_rows(results: dict[str, list]) -> list[list[str]]:
+def lever_rows(results: dict[str, list], precision: str) -> list[list[str]]:
     default = results["defaults"]
+    turned_off, turned_on = LEVERS.copy(), OPT_IN.copy()
+    (turned_off if precision == "bf16-mixed" else turned_on).update(precision_lever(precision))
     rows = []
-    for label, (key, _, _) in LEVERS.items():
+    for label, (key, _, _) in turned_off.items():
         runs = results[label]
         train = ratio(median(default, "train_examples_per_s"), median(runs, "train_examples_per_s"))
         evaluate = ratio(median(default, "eval_examples_per_s"), median(runs, "eval_examples_per_s"))
         rows.append(lever_row(label, key, runs, train, evaluate))
-    for label, (key, _, _) in OPT_IN.items():
+    for label, (key, _, _) in turned_on.items():
         runs = results[label]
         train = ratio(median(runs, "train_examples_per_s"), median(default, "train_examples_per_s"))
         evaluate = ratio(median(runs, "eval_examples_per_s"), median(default, "eval_examples_per_s"))
@@ -158,8 +174,16 @@ def main(argv: list[str] | None = None) -> int:
         "eval ex/s",
         "lever's eval gain",
     ]
-    rows = lever_rows(results)
+    rows = lever_rows(results, base.precision)
     print(markdown_table([*header, "peak RSS MB"], rows))
+    compiled, eager = results["torch.compile (opt-in)"], results["defaults"]
+    print(
+        "\ntorch.compile's compile time, apart from the rates above (round by round: inductor's on-disk cache is "
+        "shared by later runs): first training step "
+        + ", ".join(f"{r['first_step_s']:.1f} s" for r in compiled)
+        + f" (eager {median(eager, 'first_step_s'):.1f} s); first evaluation pass "
+        + ", ".join(f"{r['first_eval_s']:.1f} s" for r in compiled)
+    )
     print(
         f"\ntokenization cache: data preparation {cache['first_s']:.2f} s for a sweep's first job (empty cache), "
         f"{cache['second_s']:.2f} s for the second ({100 * cache['ratio']:.0f}%, target <= 10%) -> "
@@ -174,10 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         payload = {
             "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            "levers": {
-                label: dict(zip([*header, "peak RSS MB"], row, strict=True))
-                for label, row in zip([*LEVERS, *OPT_IN, "defaults"], rows, strict=True)
-            },
+            "levers": {row[0]: dict(zip([*header, "peak RSS MB"], row, strict=True)) for row in rows},
             "tokenization_cache": cache,
             "freeze_accuracy": accuracy,
             "runs": compact(results),

@@ -153,3 +153,31 @@ def test_cli_bad_input_gets_one_line_and_exit_2(tmp_path, extra, message):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("xrobust: error:")]
     assert len(errors) == 1 and message in errors[0]
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
+def test_the_fused_optimizer_clips_in_bf16_and_keeps_lightnings_refusal_in_fp16(me5_dir, precision):
+    """Lightning refuses to clip for a fused optimizer under any mixed precision (fp16's GradScaler unscales inside
+    the step); bf16 has no scaler, so the module clips itself there, with the config's fused AdamW."""
+    from types import SimpleNamespace
+
+    from hydra.utils import instantiate
+    from pytorch_lightning.plugins.precision import MixedPrecision
+
+    cfg = compose_config([])
+    module = instantiate(cfg.module, _partial_=True)(
+        pretrained=str(me5_dir), label_names=["a", "b", "c"], test_names=[], noise=instantiate(cfg.noise)
+    )
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = instantiate(cfg.optim.optimizer)(params)
+    plugin = MixedPrecision(precision, "cpu")
+    module._trainer = SimpleNamespace(precision_plugin=plugin, gradient_clip_val=None, gradient_clip_algorithm=None)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    assert optimizer.defaults["fused"]
+    if precision == "16-mixed":
+        with pytest.raises(RuntimeError, match="fused"):
+            module.configure_gradient_clipping(optimizer, 1.0, "norm")
+        return
+    module.configure_gradient_clipping(optimizer, 1.0, "norm")
+    assert torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])) == pytest.approx(1.0, rel=1e-3)

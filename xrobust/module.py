@@ -8,6 +8,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.plugins.precision import MixedPrecision
 from pytorch_lightning.strategies import ModelParallelStrategy
 
 from xrobust import random_state
@@ -37,6 +38,7 @@ class TransferModule(pl.LightningModule):
         freeze_embeddings: bool = False,
         attn_implementation: str | None = "sdpa",
         gradient_checkpointing: bool = False,
+        compile_model: bool = False,
         trust_remote_code: bool = False,
         finetune: dict | None = None,
         perturbed_eval: bool = False,
@@ -155,6 +157,22 @@ class TransferModule(pl.LightningModule):
         # trainer=fsdp2: shard the model over the data-parallel mesh; other strategies wrap it themselves.
         if isinstance(self.trainer.strategy, ModelParallelStrategy):
             shard_model(self.model, self.device_mesh["data_parallel"], mixed_precision_policy(self.trainer.precision))
+        # model.compile: in place (state_dict keys unchanged), after sharding; dynamic shapes bound recompilation
+        # to about one graph per mode (training, inference) whatever the batch lengths.
+        if self.hparams.compile_model:
+            self.model.compile(dynamic=True)
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Clip as Lightning does, also for a fused optimizer in bf16-mixed. Lightning refuses any fused optimizer
+        under mixed precision because fp16's GradScaler unscales inside it; bf16 has no scaler, so the gradients
+        are already unscaled (Lightning-AI/pytorch-lightning#21435). fp16 keeps Lightning's refusal."""
+        plugin = self.trainer.precision_plugin
+        if not gradient_clip_val or not isinstance(plugin, MixedPrecision) or plugin.scaler is not None:
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        elif gradient_clip_algorithm == "value":
+            plugin.clip_grad_by_value(optimizer, gradient_clip_val)
+        else:
+            plugin.clip_grad_by_norm(optimizer, gradient_clip_val)
 
     def configure_optimizers(self):
         """optim.optimizer over two groups (biases and LayerNorm weights without weight decay, the rest with the
