@@ -11,7 +11,7 @@ import time
 
 import pytest
 import torch
-from conftest import FAST, compose_config
+from conftest import CONF_DIR, FAST, compose_config
 from hydra.utils import instantiate
 
 from xrobust.errors import XrobustError
@@ -278,3 +278,15 @@ def test_lora_run_trains_only_adapters_and_head(me5_dir, tmp_path):
     frozen_changed = {k for k in changed if "lora_" not in k and ".modules_to_save." not in k}
     assert frozen_changed <= {k for k in state if "classifier.original_module." in k}
     assert any("classifier.modules_to_save." in k for k in changed)
+
+
+def test_recorded_training_tokens_are_padded_as_the_run_batches():
+    """plan.padding follows data.group_by_length: shuffled batches (the default) pad 1.67x on XNLI, groups 1.02x."""
+    from hydra import compose, initialize_config_dir
+
+    from xrobust.plan.data import data_stats
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        shuffled = data_stats(compose("plan", overrides=["task=xnli"]))
+        grouped = data_stats(compose("plan", overrides=["task=xnli", "data.group_by_length=true"]))
+    assert shuffled.train_tokens / grouped.train_tokens == pytest.approx(1.67 / 1.02)

@@ -46,7 +46,8 @@ def data_stats(cfg: DictConfig) -> DataStats:
 
 def recorded_stats(cfg: DictConfig) -> DataStats:
     """`plan.datasets.<task>`: sizes of the Hub splits the run reads and mean real tokens per sequence (XLM-R's
-    tokenizer, cut at 128), cut again at data.max_length; training tokens times plan.padding."""
+    tokenizer, cut at 128), cut again at data.max_length; training tokens times plan.padding (of the run's
+    batching)."""
     name = str(cfg.task.name)
     table = (cfg.get("plan") or {}).get("datasets", {}).get(name)
     if table is None:
@@ -72,7 +73,7 @@ def recorded_stats(cfg: DictConfig) -> DataStats:
             for second in (lang for lang in mixed if lang != first):
                 test_examples[f"{first}_{second}"] = min(test_examples[first], test_examples[second])
                 test_tokens[f"{first}_{second}"] = (test_tokens[first] + test_tokens[second]) / 2
-    padding = float(cfg.plan.get("padding", 1.0))
+    padding = float(cfg.plan.padding["length_grouped" if cfg.data.group_by_length else "shuffled"])
     return DataStats(
         source=f"plan.datasets.{name} ({table.source})",
         train_examples=int(table.train),
