@@ -37,10 +37,13 @@ lint: setup
 	$(BIN)/ruff check xrobust tests benchmarks
 	$(BIN)/ruff format --check xrobust tests benchmarks
 
-# The size grid on a CPU budget (conf/experiment/size_grid_cpu.yaml): 2 model sizes x 4 noises on the sample, ~20 min
-# on 2 CPU cores. The real 1B-vs-10B grid: experiment=size_grid (GPUs).
+# The size grid on a CPU budget (conf/experiment/size_grid_cpu.yaml): 2 model sizes x 4 noises on the sample, two jobs
+# at once with half the cores each (1.40x one at a time: docs/performance.md), ~3 min on 2 AMX cores. SWEEP_JOBS=1:
+# one at a time. The real 1B-vs-10B grid: experiment=size_grid (GPUs).
+SWEEP_JOBS ?= 2
 sweep: setup
-	$(BIN)/python -m xrobust.train -m experiment=size_grid_cpu logger=csv
+	$(BIN)/python -m xrobust.train -m experiment=size_grid_cpu logger=csv hydra/launcher=local_parallel \
+		hydra.launcher.n_jobs=$(SWEEP_JOBS)
 
 # Tables, size differences with bootstrap intervals and figures for the newest sweep under multirun/.
 report: setup
@@ -49,7 +52,7 @@ report: setup
 	$(BIN)/xrobust-report "$${sweep%/}"
 
 # xrobust against the HF Trainer tuned with every speed flag it has (at this machine's precision), the Trainer as
-# written and pad-to-128, then each speed lever alone (~30 min on 2 idle cores): the tables of docs/performance.md.
+# written and pad-to-128, then each speed lever alone (~25 min on 2 idle cores): the tables of docs/performance.md.
 # BENCH_ARGS="--steps 47 --max-eval-examples 0" for one epoch and every dev item.
 BENCH_ARGS ?= --steps 16 --max-eval-examples 256
 bench: setup
