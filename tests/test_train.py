@@ -96,7 +96,12 @@ def test_checkpoint_holds_the_configured_optimizer_as_plain_values(trained_run):
     out, results = trained_run
     checkpoint = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     hparams = checkpoint["hyper_parameters"]
-    assert hparams["optimizer"] == {"_target_": "torch.optim.adamw.AdamW", "lr": 2e-4, "weight_decay": 0.01}
+    assert hparams["optimizer"] == {
+        "_target_": "torch.optim.adamw.AdamW",
+        "lr": 2e-4,
+        "weight_decay": 0.01,
+        "fused": True,
+    }
     assert hparams["scheduler"] == {"_target_": "transformers.optimization.get_linear_schedule_with_warmup"}
     groups = checkpoint["optimizer_states"][0]["param_groups"]
     # Biases and LayerNorm weights without weight decay, the rest with optim.weight_decay; the embeddings frozen.
