@@ -53,17 +53,18 @@ OPT_IN = {
 }
 
 
-def precision_lever(precision: str) -> dict[str, tuple]:
-    """bf16 autocast: a lever turned off (fp32) where the machine defaults to it, an opt-in where it does not
-    (CPUs without AVX-512 BF16 / AMX, where it is slower than fp32)."""
+def lever_groups(precision: str) -> tuple[dict[str, tuple], dict[str, tuple]]:
+    """The levers measured turned off and those measured turned on. bf16 autocast is one of the first where the
+    machine defaults to it, an opt-in where it does not (CPUs without AVX-512 BF16 / AMX: slower than fp32)."""
     if precision == "bf16-mixed":
-        return {"bf16 autocast": ("trainer.precision", "both", {"precision": "32-true"})}
-    return {"bf16 autocast (opt-in)": ("trainer.precision", "both", {"precision": "bf16-mixed"})}
+        return LEVERS | {"bf16 autocast": ("trainer.precision", "both", {"precision": "32-true"})}, OPT_IN
+    return LEVERS, OPT_IN | {"bf16 autocast (opt-in)": ("trainer.precision", "both", {"precision": "bf16-mixed"})}
 
 
 def lever_specs(base: Spec) -> dict[str, Spec]:
     specs = {"defaults": base}
-    for label, (_, measures, change) in (LEVERS | OPT_IN | precision_lever(base.precision)).items():
+    turned_off, turned_on = lever_groups(base.precision)
+    for label, (_, measures, change) in (turned_off | turned_on).items():
         spec = replace(base, **change)
         if measures == "train":
             spec = replace(spec, evaluate=False)
@@ -75,8 +76,7 @@ def lever_specs(base: Spec) -> dict[str, Spec]:
 
 def lever_rows(results: dict[str, list], precision: str) -> list[list[str]]:
     default = results["defaults"]
-    turned_off, turned_on = LEVERS.copy(), OPT_IN.copy()
-    (turned_off if precision == "bf16-mixed" else turned_on).update(precision_lever(precision))
+    turned_off, turned_on = lever_groups(precision)
     rows = []
     for label, (key, _, _) in turned_off.items():
         runs = results[label]
