@@ -412,6 +412,34 @@ def test_adv_same_seed_same_loss(classifier, batch):
     assert loss(11) != loss(12)
 
 
+@pytest.mark.parametrize(
+    "method",
+    [
+        lambda: RandomPerturbation(name="rs_rp", seed=3),
+        lambda: RandomPerturbation(name="rs_rp", seed=3, distribution="gaussian", num_samples=2),
+        lambda: AdversarialTraining(name="adv", steps=1, seed=3),
+    ],
+    ids=["rs_rp", "rs_rp_gaussian", "adv"],
+)
+def test_noise_state_in_a_checkpoint_continues_the_stream(classifier, batch, method):
+    """What a resume relies on: the state saved after one step, loaded into a fresh method, makes the next step
+    draw exactly what the uninterrupted method draws (a method whose state_dict is empty restarts from its seed)."""
+    uninterrupted = method()
+    uninterrupted.setup(classifier, None)
+    uninterrupted.training_loss(classifier, dict(batch))
+    saved = uninterrupted.state_dict()
+    assert saved[uninterrupted.state_key], "the noise generators are missing from the checkpoint state"
+    resumed = method()
+    resumed.setup(classifier, None)
+    resumed.load_state_dict(saved)
+    with torch.no_grad():
+        expected = uninterrupted.training_loss(classifier, dict(batch))
+        assert resumed.training_loss(classifier, dict(batch)) == expected
+        restarted = method()
+        restarted.setup(classifier, None)
+        assert restarted.training_loss(classifier, dict(batch)) != expected  # the stream did move on
+
+
 # -------------------------------------------------------------------------------------- config and e2e
 
 INVALID = [

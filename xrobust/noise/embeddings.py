@@ -123,6 +123,13 @@ class EmbeddingNoise(NoiseMethod):
             raise XrobustError("noise.perturb_special_tokens=false: setup(model, tokenizer) must run first")
         return attention_mask * ~torch.isin(input_ids, self.special_ids.to(input_ids.device))
 
+    def state_dict(self) -> dict[str, Any]:
+        """The per-rank generators' states under `state_key`, so a resume continues the noise stream."""
+        return {self.state_key: self.generators.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generators.load_state_dict(state.get(self.state_key, {}))
+
     def params(self) -> dict[str, Any]:
         """The fields, the ball's geometry, and each radius both relative and absolute (None until measured)."""
         norm = self.embedding_norm
