@@ -17,8 +17,9 @@ def scaled(value: float, scale: float) -> float:
 def native_precision(accelerator: str) -> str:
     """`bf16-mixed` where the device computes bf16 natively, else `32-true`. CPU: AVX-512 BF16 or AMX, where bf16
     autocast trains ~1.5x faster at the same accuracy (docs/performance.md) and without which it is slower than
-    fp32. GPU: torch.cuda.is_bf16_supported() (Ampere and later); with no GPU visible (planning on a login node)
-    the GPU configs get bf16-mixed, what the GPUs they are meant for have."""
+    fp32. GPU: compute capability 8.0 or later (Ampere on); torch.cuda.is_bf16_supported() also counts the slow
+    emulated bf16 of a V100 or T4. With no GPU visible (planning on a login node) the GPU configs get bf16-mixed,
+    what the GPUs they are meant for have."""
     import torch
 
     if accelerator == "auto":
@@ -28,7 +29,7 @@ def native_precision(accelerator: str) -> str:
         probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
         native = any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
     else:
-        native = not torch.cuda.is_available() or torch.cuda.is_bf16_supported()
+        native = not torch.cuda.is_available() or torch.cuda.get_device_capability() >= (8, 0)
     return "bf16-mixed" if native else "32-true"
 
 
