@@ -10,7 +10,7 @@ export TOKENIZERS_PARALLELISM ?= false
 # Tests, benchmarks and the demo run offline by design; every other target (sweep, ...) may use the Hub.
 OFFLINE := HF_HUB_OFFLINE=1
 
-.PHONY: setup demo test test-all lint bench bench-noise sweep report clean
+.PHONY: setup demo test test-all gpu-check lint bench bench-noise sweep report clean
 
 setup: $(VENV)/.installed
 	$(BIN)/xrobust-build-models
@@ -32,6 +32,12 @@ test: setup
 
 test-all: setup
 	$(OFFLINE) $(BIN)/python -m pytest -q
+
+# Before a grid on a new cluster node: every family, strategy (one rank) and noise method on its GPU, a resume,
+# and the planner's memory against the measured peak; one line per check (tests/gpu_check.py, under 10 minutes).
+# Without a GPU it says so and runs the CPU part, which `make test` runs too.
+gpu-check: setup
+	cd tests && $(OFFLINE) ../$(BIN)/python gpu_check.py
 
 lint: setup
 	$(BIN)/ruff check xrobust tests benchmarks
