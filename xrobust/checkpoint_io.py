@@ -5,6 +5,7 @@ After a job has written results.json, its checkpoints are cut down to what `chec
 from __future__ import annotations
 
 import logging
+import pickle
 import shutil
 import zipfile
 from pathlib import Path
@@ -12,9 +13,11 @@ from typing import Any
 
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from torch.distributed.checkpoint import FileSystemReader
 
 from xrobust.atomic import atomic_write
 from xrobust.errors import XrobustError
+from xrobust.sharded_checkpoint import recover_interrupted_swaps
 
 log = logging.getLogger("xrobust")
 
@@ -22,6 +25,11 @@ KEEP_CHOICES = ("none", "best_weights", "all")
 # What a checkpoint needs to be loaded as weights (TransferModule.load_from_checkpoint, ckpt_path=...): not the
 # optimizer, scheduler, loop or random states, which only a resume needs.
 WEIGHT_KEYS = ("state_dict", "epoch", "global_step", "pytorch-lightning_version", "hyper_parameters")
+# A sharded checkpoint folder is whole once these exist: torch.distributed.checkpoint's `.metadata` (written by
+# its coordinator after every shard) and Lightning's meta.pt (the non-tensor state, written after that).
+SHARDED_META_FILE = "meta.pt"
+SHARDED_COMPLETE_FILES = (".metadata", SHARDED_META_FILE)
+CRASH_CHECKPOINT = "on_exception.ckpt"  # conf/callbacks/default.yaml's crash_checkpoint
 
 
 def atomic_torch_save(payload: Any, path: Path) -> None:
@@ -39,13 +47,29 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         atomic_torch_save(checkpoint, Path(path))
 
 
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's top-level state without running code from it (`weights_only=True`: tensors and plain
+    containers, as Lightning itself resumes); a sharded folder's is its meta.pt. Tensors are memory-mapped."""
+    file = path / SHARDED_META_FILE if path.is_dir() else path
+    try:
+        return torch.load(file, map_location="cpu", mmap=True, weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise XrobustError(f"{file}: refused to read, it holds more than tensors and plain values ({first})") from err
+
+
+def checkpoint_step(path: Path) -> int | None:
+    return read_checkpoint(path).get("global_step")
+
+
 def is_torn(path: Path) -> bool:
-    """A checkpoint file that torch.load cannot open: not a zip archive (cut short) or a dangling link. Folders
-    (sharded checkpoints) are not checked."""
+    """A checkpoint that cannot be opened: a file that is not a zip archive (cut short), a dangling link, or a
+    sharded folder without the files written last (torch.distributed.checkpoint's `.metadata`, Lightning's
+    meta.pt). Opens nothing: safe on folders others can write."""
     if path.is_symlink() and not path.exists():
         return True
     if path.is_dir():
-        return False
+        return not all((path / name).is_file() for name in SHARDED_COMPLETE_FILES) or is_torn(path / SHARDED_META_FILE)
     try:
         with zipfile.ZipFile(path) as archive:
             return not archive.namelist()
@@ -53,20 +77,62 @@ def is_torn(path: Path) -> bool:
         return True
 
 
+def shards_cut_short(folder: Path) -> bool:
+    """A sharded folder whose shard files are shorter than its `.metadata` says (written in place by an older
+    writer, then killed). Unpickles `.metadata` as the resume itself would: only for the run's own folder."""
+    try:
+        storage = FileSystemReader(folder).read_metadata().storage_data
+    except Exception:  # any unreadable metadata: the resume could not read it either
+        return True
+    ends: dict[str, int] = {}
+    for info in storage.values():
+        ends[info.relative_path] = max(ends.get(info.relative_path, 0), info.offset + info.length)
+    return any(not (folder / name).is_file() or (folder / name).stat().st_size < end for name, end in ends.items())
+
+
 def set_aside_torn(run_dir: Path) -> list[Path]:
-    """Rename every torn checkpoint under `run_dir` (intermediate stages included) to `<name>.torn`, one warning
-    line each, so `ckpt_path=last` picks the newest good checkpoint, or none; remove temporary files of cut writes."""
-    for leftover in run_dir.glob("**/checkpoints/.*.tmp"):  # a write killed before its rename: never resumable
-        leftover.unlink()
-    torn = [p for p in sorted(run_dir.glob("**/checkpoints/*.ckpt")) if is_torn(p)]
-    for path in torn:
-        if path.is_symlink() and not path.exists():
-            path.unlink()
-            log.warning("checkpoint %s pointed to a missing file: removed", path)
-        else:
-            path.replace(path.with_name(path.name + ".torn"))
-            log.warning("checkpoint %s is incomplete (a write was cut short): set aside as %s.torn", path, path.name)
+    """Before `ckpt_path=last`: rename every torn checkpoint under `run_dir` (intermediate stages included) to
+    `<name>.torn`, and a crash checkpoint behind a later-step `last*.ckpt` to `<name>.stale`, one warning line each,
+    so the run resumes from the newest good checkpoint or starts afresh (said in one line); clean up cut writes."""
+    torn = []
+    for folder in sorted(run_dir.glob("**/checkpoints")):
+        recover_interrupted_swaps(folder)
+        found = [p for p in sorted(folder.glob("*.ckpt")) if is_torn(p) or (p.is_dir() and shards_cut_short(p))]
+        for path in found:
+            if path.is_symlink() and not path.exists():
+                path.unlink()
+                log.warning("checkpoint %s pointed to a missing file: removed", path)
+            else:
+                path.replace(path.with_name(path.name + ".torn"))
+                log.warning(
+                    "checkpoint %s is incomplete (a write was cut short): set aside as %s.torn", path, path.name
+                )
+        set_aside_stale(folder)
+        if found and not resume_candidates(folder):
+            log.warning("no whole checkpoint left in %s to resume from: this stage starts afresh", folder)
+        torn += found
     return torn
+
+
+def resume_candidates(folder: Path) -> list[Path]:
+    """The checkpoints `ckpt_path=last` chooses among (Lightning's last*.ckpt and the crash checkpoint)."""
+    return [p for p in folder.glob("*.ckpt") if p.name.startswith("last") or p.name == CRASH_CHECKPOINT]
+
+
+def set_aside_stale(folder: Path) -> None:
+    """Lightning resumes from the newest file by mtime; a crash checkpoint written without a training step since
+    a restore (older writers did) is newer than last.ckpt but holds an earlier step: it must not win."""
+    crash = folder / CRASH_CHECKPOINT
+    if not crash.exists():
+        return
+    lasts = [p for p in resume_candidates(folder) if p != crash]
+    latest = max((checkpoint_step(p) or 0 for p in lasts), default=None)
+    step = checkpoint_step(crash) or 0
+    if latest is not None and step < latest:
+        crash.replace(crash.with_name(crash.name + ".stale"))
+        log.warning(
+            "checkpoint %s holds step %d, behind last.ckpt's %d: set aside as %s.stale", crash, step, latest, crash.name
+        )
 
 
 def keep_after_success(checkpoint_dir: Path, selected: str | None, keep: str) -> None:
@@ -79,7 +145,7 @@ def keep_after_success(checkpoint_dir: Path, selected: str | None, keep: str) ->
         return
     best = Path(selected).resolve() if keep == "best_weights" and selected else None
     if best is not None and best.is_file():
-        full = torch.load(best, map_location="cpu", mmap=True, weights_only=False)
+        full = read_checkpoint(best)
         atomic_torch_save({k: full[k] for k in WEIGHT_KEYS if k in full}, best)
         del full
     for path in checkpoint_dir.iterdir():

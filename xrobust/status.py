@@ -13,14 +13,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import create_config_search_path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from xrobust.checkpoint_io import is_torn
+from xrobust.checkpoint_io import checkpoint_step, is_torn
 from xrobust.config import CONF_DIR
 from xrobust.errors import XrobustError
 from xrobust.results import completed_results
@@ -49,12 +48,13 @@ def expected_jobs(sweep_cfg) -> list[list[str]]:
     return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
 
 
-def checkpoint_step(path: Path) -> str:
-    """The global step a checkpoint resumes at (weights memory-mapped, not read); a sharded folder says so."""
-    if path.is_dir():
-        return "a sharded checkpoint"
-    state = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
-    return f"step {state.get('global_step')}"
+def resume_point(path: Path) -> str:
+    """The global step a checkpoint resumes at, read without running code from the file (a sweep folder may be
+    writable by others): a checkpoint holding anything but tensors and plain values is named, not opened."""
+    try:
+        return f"step {checkpoint_step(path)}"
+    except XrobustError as err:
+        return f"a checkpoint that is not plain data: {err}"
 
 
 def resume_checkpoint(folder: Path) -> Path | None:
@@ -83,7 +83,7 @@ def job_status(overrides: list[str], folder: Path | None) -> JobStatus:
         return JobStatus(overrides, folder, "failed", f"exit {record.get('exit_status')}{step}: {record.get('error')}")
     checkpoint = resume_checkpoint(folder)
     if checkpoint is not None:
-        return JobStatus(overrides, folder, "resumable", f"from {checkpoint_step(checkpoint)} ({checkpoint.name})")
+        return JobStatus(overrides, folder, "resumable", f"from {resume_point(checkpoint)} ({checkpoint.name})")
     return JobStatus(overrides, folder, "not started", "interrupted before its first checkpoint")
 
 

@@ -13,6 +13,7 @@ from hydra.types import RunMode
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
+from torch.distributed.checkpoint.api import CheckpointException
 
 from xrobust import console, run_folder
 from xrobust.checkpoint_io import keep_after_success, set_aside_torn
@@ -114,17 +115,29 @@ def main(cfg: DictConfig) -> float | None:
             return failed_in_sweep(cfg, err, 2)
         print(f"xrobust: error: {err}", file=sys.stderr)
         sys.exit(2)
-    except SIGTERMException:
-        checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
-        print(
-            f"xrobust: stopped by SIGTERM; checkpoint saved in {checkpoints}; run the same command to resume",
-            file=sys.stderr,
-        )
+    except SIGTERMException as err:
+        saved = getattr(err, "checkpoint", None)
+        where = f"checkpoint saved as {saved}" if saved else "no step since the start, so no new checkpoint"
+        print(f"xrobust: stopped by SIGTERM; {where}; run the same command to resume", file=sys.stderr)
         sys.exit(143)
+    except CheckpointException as err:  # a BaseException: reading or writing a distributed checkpoint failed
+        error = XrobustError(f"distributed checkpoint failed: {checkpoint_failure(err)}")
+        error.step = getattr(err, "step", None)
+        if in_sweep:
+            return failed_in_sweep(cfg, error, 1)
+        print(f"xrobust: error: {error}", file=sys.stderr)
+        sys.exit(1)
     except Exception as err:
         if not in_sweep:
             raise
         return failed_in_sweep(cfg, err, 1)
+
+
+def checkpoint_failure(err: CheckpointException) -> str:
+    """The first rank's error, in one line: the exception's own text is every rank's traceback."""
+    rank, (first, _) = min(err.failures.items(), key=lambda item: item[0])
+    text = " ".join(str(first).split())
+    return f"rank {rank}: {type(first).__name__}: {text} (ranks failing: {sorted(err.failures)})"
 
 
 if __name__ == "__main__":
