@@ -147,11 +147,12 @@ class TransferModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Every rank's dropout and noise streams (gathered: rank 0 alone may write), so resuming matches not stopping.
-        checkpoint["rank_random_states"] = random_state.gather(random_state.capture(self.noise, self.device))
+        states = random_state.capture(self.noise, random_state.rank_device(self))
+        checkpoint["rank_random_states"] = random_state.gather(states)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "rank_random_states" in checkpoint:
-            random_state.restore_own(checkpoint["rank_random_states"], self.noise, self.device)
+            random_state.restore_own(checkpoint["rank_random_states"], self.noise, random_state.rank_device(self))
 
     def configure_model(self) -> None:
         # trainer=fsdp2: shard the model over the data-parallel mesh; other strategies wrap it themselves.

@@ -11,6 +11,7 @@ import logging
 import random
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 
@@ -42,6 +43,13 @@ def gather(state: dict[str, Any]) -> list[dict[str, Any]]:
     states: list = [None] * dist.get_world_size()
     dist.all_gather_object(states, state)
     return states
+
+
+def rank_device(module: pl.LightningModule) -> torch.device:
+    """The device whose CUDA stream is this rank's: the strategy's root device. Single-device and DDP resumes load
+    the checkpoint before the strategy moves the module, so `module.device` is still the CPU there."""
+    trainer = module._trainer  # None when loaded outside a Trainer (load_from_checkpoint)
+    return trainer.strategy.root_device if trainer is not None else module.device
 
 
 def restore_own(states: list[dict[str, Any]], noise: NoiseMethod, device: torch.device) -> None:
