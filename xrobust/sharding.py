@@ -9,12 +9,16 @@ registered as an FSDP forward method of the root, so that lookup starts an FSDP 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from pytorch_lightning.strategies import ModelParallelStrategy
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
 from transformers.modeling_layers import GradientCheckpointingLayer
+
+from xrobust.sharded_checkpoint import save_swapped
 
 # trainer.precision -> the dtype FSDP2 gathers parameters in (they stay fp32 shards; gradients reduce in fp32).
 GATHER_DTYPES = {"bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16, "16-true": torch.float16}
@@ -30,6 +34,14 @@ class FSDP2Strategy(ModelParallelStrategy):
     def setup_environment(self) -> None:
         self._data_parallel_size = self.num_nodes * self.num_processes
         super().setup_environment()
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], filepath, storage_options: Any | None = None) -> None:
+        """Sharded folders are written beside the target and swapped in (xrobust.sharded_checkpoint), where
+        Lightning rewrites them in place and a kill mid-save tears the only `last.ckpt/`."""
+        if not self._save_distributed_checkpoint:
+            return super().save_checkpoint(checkpoint, filepath, storage_options)
+        save = super().save_checkpoint
+        return save_swapped(self, lambda state, folder: save(state, folder, storage_options), checkpoint, filepath)
 
 
 def mixed_precision_policy(precision: str) -> MixedPrecisionPolicy:
