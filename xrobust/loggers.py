@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
+from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning_fabric.utilities.rank_zero import rank_zero_only
 from pytorch_lightning.loggers import Logger, WandbLogger
+
+from xrobust.atomic import atomic_write_text
+
+RUN_ID_FILE = "wandb_run_id"
 
 
 def wandb_logger(
@@ -20,7 +27,10 @@ def wandb_logger(
     **kwargs,
 ) -> WandbLogger:
     """W&B logger whose mode follows WANDB_MODE and is offline when it is unset (no account needed). The jobs of a
-    multirun share a group, the sweep folder, unless `group` (WANDB_RUN_GROUP) names one."""
+    multirun share a group, the sweep folder, unless `group` (WANDB_RUN_GROUP) names one. The run id is the run
+    folder's own (run_id), resumed with resume="allow": a requeue or a resume continues the job's one run."""
+    kwargs.setdefault("id", run_id(Path(save_dir)))
+    kwargs.setdefault("resume", "allow")
     return WandbLogger(
         project=project,
         save_dir=save_dir,
@@ -30,6 +40,19 @@ def wandb_logger(
         mode=os.environ.get("WANDB_MODE", "offline"),
         **kwargs,
     )
+
+
+def run_id(run_dir: Path) -> str | None:
+    """The W&B run id stored in the run folder (RUN_ID_FILE), created by rank 0 on the folder's first start. Other
+    ranks log nothing to W&B; they read it when it is there."""
+    path = run_dir / RUN_ID_FILE
+    if path.is_file():
+        return path.read_text(encoding="utf-8").strip()
+    if rank_zero_only.rank != 0:
+        return None
+    new = uuid.uuid4().hex[:16]
+    atomic_write_text(path, new + "\n")
+    return new
 
 
 def sweep_group() -> str | None:
