@@ -10,6 +10,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
 from xrobust.errors import XrobustError
+from xrobust.requeue import Requeued
 
 
 class NonFiniteLoss(XrobustError):
@@ -33,7 +34,7 @@ class CrashCheckpoint(OnExceptionCheckpoint):
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         exception.step = trainer.global_step
         exception.checkpoint = None
-        if isinstance(exception, NonFiniteLoss):
+        if isinstance(exception, NonFiniteLoss | Requeued):  # Requeued: last.ckpt is already saved
             return
         if self.started_at_step is None or trainer.global_step <= self.started_at_step:
             rank_zero_warn(
