@@ -63,6 +63,12 @@ def test_sigkill_then_same_command_resumes_to_the_same_metrics(tmp_path):
     proc.wait(timeout=60)
     assert not (killed_dir / "results.json").exists()
 
+    # A re-run that fails after restoring the weights (before the optimizer and the loops: a bad trainer value
+    # raises in configure_optimizers) must leave no crash checkpoint for the next run to resume from instead.
+    failing = [arg if not arg.startswith("trainer.max_epochs=") else "trainer.max_epochs=abc" for arg in SHORT]
+    assert finish(failing, killed_dir, tmp_path / "failing.log").returncode != 0
+    assert not (killed_dir / "checkpoints" / "on_exception.ckpt").exists()
+
     resumed = finish(SHORT, killed_dir, tmp_path / "resumed.log")
     assert resumed.returncode == 0, resumed.stdout[-2000:]
     assert "Restoring states from the checkpoint" in resumed.stdout
@@ -83,9 +89,10 @@ def test_sigterm_saves_a_checkpoint_then_resumes(tmp_path):
     run_dir, log = tmp_path / "run", tmp_path / "run.log"
     args = [*SHORT, "trainer.limit_train_batches=200", "trainer.enable_model_summary=true"]
     proc = start(args, run_dir, log)
-    # The model summary is printed once fit has started (and Lightning's SIGTERM handler is installed).
+    # The model summary is printed once fit has started (and Lightning's SIGTERM handler is installed); a few
+    # seconds later training steps were taken (a crash checkpoint is written only after a step; ~4 steps a second).
     wait_for(lambda: "Total FLOPs" in log.read_text(errors="replace"), proc)
-    time.sleep(2)
+    time.sleep(4)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=300) == 143
     assert "stopped by SIGTERM; checkpoint saved" in log.read_text()
