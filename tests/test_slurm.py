@@ -3,9 +3,14 @@ through hydra-submitit-launcher's local executor (the same launcher code, jobs a
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
+import psutil
 import pytest
 from conftest import ROOT, compose_config
 from omegaconf import OmegaConf
@@ -62,3 +67,51 @@ def test_multirun_through_the_submitit_local_launcher(tmp_path):
     )
     assert report.returncode == 0, report.stderr[-3000:]
     assert (sweep / "report" / "results.md").is_file() and (sweep / "report" / "size_diff.md").is_file()
+
+
+def test_a_requeue_signal_through_submitit_local_requeues_and_resumes_the_job(tmp_path):
+    """submitit's time-limit signal (USR2) sent by the test to the job's task: last.ckpt is saved, submitit's own
+    handler pickles and requeues the job (exit 144, which its local controller restarts), and the restarted task
+    resumes from last.ckpt to the results of an uninterrupted run."""
+    sweep, tiny, data = tmp_path / "sweep", tmp_path / "tiny", tmp_path / "data"
+    data.mkdir()
+    schedule = ["trainer.max_epochs=3", "trainer.limit_train_batches=4", "callbacks.requeue.check_every_n_steps=1"]
+    schedule.append("trainer.precision=32-true")  # compared with an uninterrupted run item for item
+    args = overrides(varied_tiny_checkpoint(tiny), small_sample(data), *schedule)
+    reference = subprocess.run(
+        [sys.executable, "-m", "xrobust.train", *args, f"hydra.run.dir={tmp_path / 'reference'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env(),
+    )
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    command = [sys.executable, "-m", "xrobust.train", "-m", "hydra/launcher=submitit_local"]
+    proc = subprocess.Popen(
+        [*command, f"hydra.sweep.dir={sweep}", "seed=1", *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
+    deadline = time.monotonic() + 300
+    while not list(sweep.glob("*/checkpoints/last.ckpt")):  # the first epoch's: training, the handler installed
+        assert proc.poll() is None and time.monotonic() < deadline, "the job ended before its first epoch's save"
+        time.sleep(0.1)
+    tasks = [p for p in psutil.Process(proc.pid).children(recursive=True) if "submitit.core._submit" in p.cmdline()]
+    assert len(tasks) == 1
+    os.kill(tasks[0].pid, signal.SIGUSR2)
+    _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr[-3000:]
+
+    job_dir = next(sweep.glob("*/results.json")).parent
+    task_log = "".join(p.read_text() for p in (sweep / ".submitit").rglob("*_log.*"))
+    assert "requeue signal: saved" in task_log and "Requeued job" in task_log
+    assert "Restoring states from the checkpoint" in task_log
+    resumed = json.loads((job_dir / "results.json").read_text())
+    expected = json.loads((tmp_path / "reference" / "results.json").read_text())
+    assert resumed["model_selection"]["steps_run"] == expected["model_selection"]["steps_run"] == 12
+    assert resumed["accuracy"] == expected["accuracy"]
+    assert (job_dir / "predictions.tsv").read_text() == (tmp_path / "reference" / "predictions.tsv").read_text()
