@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from xrobust.config import validate
 from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
+from xrobust.results import config_hash
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra",))
 
@@ -112,3 +113,11 @@ def test_the_default_precision_is_bf16_where_the_cpu_has_it():
     assert compose_config(["trainer.precision=32-true"]).trainer.precision == "32-true"
     if not torch.cuda.is_available():  # planning a GPU job on a login node
         assert compose_config(["trainer=gpu"]).trainer.precision == "bf16-mixed"
+
+
+def test_the_config_hash_is_the_runs_meaning_not_its_folder(tmp_path):
+    """Callbacks' dirpath, the logger's save_dir and the caches name the run folder: none of them is hashed."""
+    first = config_hash(compose_config(["logger=csv"], output_dir=tmp_path / "a"))
+    assert config_hash(compose_config(["logger=csv"], output_dir=tmp_path / "elsewhere" / "b")) == first
+    assert config_hash(compose_config(["logger=csv", "paths.cache_dir=/other/cache"], output_dir=tmp_path)) == first
+    assert config_hash(compose_config(["logger=csv", "optim.lr=1e-4"], output_dir=tmp_path / "a")) != first

@@ -13,9 +13,12 @@ import sys
 import pytest
 import torch
 from conftest import ROOT
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 from small_runs import env, overrides, small_sample, varied_tiny_checkpoint, wait_for
 
 from xrobust.loggers import summary_metrics
+from xrobust.status import report
 
 SWEEP = ["hydra.sweep.subdir=e${trainer.max_epochs}", "trainer.max_epochs=-3,1,40"]
 SHORT = ["trainer.limit_train_batches=2", "trainer.limit_val_batches=1"]
@@ -50,7 +53,7 @@ def sweep(tmp_path_factory):
 
 def test_a_failed_job_records_why_and_the_sweep_goes_on(sweep):
     record = json.loads((sweep / "e-3" / "failed.json").read_text())
-    assert record["exit_status"] == 1 and record["step"] is None
+    assert record["exit_status"] == 2 and record["step"] is None  # refused at start-up, one line
     assert "max_epochs" in record["error"] and "\n" not in record["error"]
     assert (sweep / "e1" / "results.json").is_file()  # the next job ran
 
@@ -66,7 +69,7 @@ def test_status_then_its_command_completes_the_sweep(sweep):
     before = status(sweep)
     assert before.returncode == 1, before.stderr
     lines = before.stdout.splitlines()
-    assert lines[0].startswith("failed       e-3  exit 1: ") and "max_epochs" in lines[0]
+    assert lines[0].startswith("failed       e-3  exit 2: invalid config: trainer.max_epochs=-3 ")
     assert lines[1] == "finished     e1"
     assert lines[2].startswith("resumable    e40  from step ")
     assert lines[3] == "3 jobs: 1 finished, 1 resumable, 1 failed, 0 not started"
@@ -109,3 +112,33 @@ def test_a_wandb_summary_holds_the_headline_numbers_and_the_size(sweep):
     summary = summary_metrics(json.loads((sweep / "e1" / "results.json").read_text()))
     assert {"english_accuracy", "target_mean", "transfer_gap", "test/acc/de"} <= set(summary)
     assert summary["model/num_parameters"] > summary["model/non_embedding_parameters"] > 0
+
+
+def hand_made_sweep(root):
+    """A sweep of seed=1,2 as multirun.yaml records it: seed 1's results.json is cut short, seed 2 never ran."""
+    root.mkdir(parents=True)
+    hydra = {"sweeper": {"params": None}, "overrides": {"hydra": ["hydra.mode=MULTIRUN"], "task": ["seed=1,2"]}}
+    OmegaConf.save({"hydra": hydra}, root / "multirun.yaml")
+    (root / "s1" / ".hydra").mkdir(parents=True)
+    OmegaConf.save(["seed=1"], root / "s1" / ".hydra" / "overrides.yaml")
+    (root / "s1" / "results.json").write_text('{"task": "sample", "accur')
+    return root
+
+
+def test_a_corrupt_results_file_is_named_not_taken_for_a_job_not_started(tmp_path):
+    text, done = report(hand_made_sweep(tmp_path / "sweep"))
+    lines = text.splitlines()
+    assert not done
+    results = tmp_path / "sweep" / "s1" / "results.json"
+    assert lines[0] == f"corrupt      s1  {results} is not a readable results file; the job runs again"
+    assert lines[1] == "not started  seed=2"
+    assert lines[2] == "2 jobs: 0 finished, 0 resumable, 0 failed, 1 corrupt, 1 not started"
+
+
+@pytest.mark.parametrize("name", ["plain", "my sweep", "échantillon ü", 'it\'s "quoted" \\ back', "a,b=c"])
+def test_the_completing_command_parses_in_the_shell_and_in_hydra(name, tmp_path):
+    sweep = hand_made_sweep(tmp_path / name)
+    command = shlex.split(report(sweep)[0].splitlines()[-1])
+    assert command[:4] == ["python", "-m", "xrobust.train", "-m"]
+    parsed = {o.key_or_group: o.value() for o in OverridesParser.create().parse_overrides(command[4:])}
+    assert parsed["hydra.sweep.dir"] == str(sweep.resolve())

@@ -2,48 +2,147 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from xrobust.checkpoint_io import KEEP_CHOICES
 from xrobust.data.task import TaskSpec
-from xrobust.errors import SweepError
-from xrobust.validation import require
+from xrobust.errors import SweepError, XrobustError
+from xrobust.schema import check_keys
+from xrobust.validation import require, typed
 
 # The config tree; absolute, so the console scripts work from any directory.
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
 
+@dataclass(frozen=True)
+class Field:
+    """A scalar the run reads, its type and its range (`rule` says the range in words)."""
+
+    key: str
+    kind: type
+    rule: str = ""
+    ok: Callable[[Any], bool] = lambda _: True
+    nullable: bool = False
+
+
+def _fraction_or_count(value: Any) -> bool:
+    return value >= 0 and (isinstance(value, int) or value <= 1)
+
+
+# Checked before anything is resolved or loaded: a wrong type here would otherwise surface as a TypeError from an
+# interpolation, or from Lightning after the model loaded.
+FIELDS = (
+    Field("seed", int),
+    Field("skip_completed", bool),
+    Field("optim.lr", float, "> 0", lambda v: v > 0),
+    Field("optim.lr_scale", float, "> 0", lambda v: v > 0),
+    Field("optim.weight_decay", float, ">= 0", lambda v: v >= 0),
+    Field("optim.warmup_ratio", float, "in [0, 1)", lambda v: 0 <= v < 1),
+    Field("optim.freeze_embeddings", bool),
+    Field("data.val_fraction", float, "in (0, 1)", lambda v: 0 < v < 1),
+    Field("data.batch_size", int, ">= 1", lambda v: v >= 1),
+    Field("data.eval_batch_size", int, ">= 1", lambda v: v >= 1),
+    Field("data.max_length", int, ">= 8", lambda v: v >= 8),
+    Field("data.num_workers", int, ">= 0", lambda v: v >= 0),
+    Field("data.length_group_batches", int, ">= 1", lambda v: v >= 1),
+    Field("data.group_by_length", bool),
+    Field("data.sort_eval_by_length", bool),
+    Field("eval.perturbed", bool),
+    Field("eval.save_predictions", bool),
+    Field("eval.perturbation.eps", float, ">= 0", lambda v: v >= 0),
+    Field("trainer.max_epochs", int, ">= -1 (-1: no limit)", lambda v: v >= -1, nullable=True),
+    Field("trainer.min_epochs", int, ">= 0", lambda v: v >= 0, nullable=True),
+    Field("trainer.max_steps", int, ">= -1 (-1: no limit)", lambda v: v >= -1),
+    Field("trainer.min_steps", int, ">= 0", lambda v: v >= 0, nullable=True),
+    Field("trainer.num_nodes", int, ">= 1", lambda v: v >= 1),
+    Field("trainer.accumulate_grad_batches", int, ">= 1", lambda v: v >= 1),
+    Field("trainer.check_val_every_n_epoch", int, ">= 1", lambda v: v >= 1, nullable=True),
+    Field("trainer.num_sanity_val_steps", int, ">= -1", lambda v: v >= -1, nullable=True),
+    Field("trainer.log_every_n_steps", int, ">= 1", lambda v: v >= 1, nullable=True),
+    Field("trainer.gradient_clip_val", float, ">= 0", lambda v: v >= 0, nullable=True),
+    *(
+        Field(
+            f"trainer.limit_{loop}_batches", float, ">= 0 (batches) or in [0, 1] (a fraction)", _fraction_or_count, True
+        )
+        for loop in ("train", "val", "test", "predict")
+    ),
+    Field(
+        "trainer.val_check_interval",
+        float,
+        ">= 1 (batches) or in (0, 1] (a fraction of an epoch)",
+        lambda v: v >= 1 if isinstance(v, int) else 0 < v <= 1,
+        nullable=True,
+    ),
+)
+
+
 def validate(cfg: DictConfig) -> TaskSpec:
-    """Check every hyper-parameter the run depends on; returns the validated task."""
+    """Check every hyper-parameter the run depends on, its keys and its run folder; returns the validated task."""
+    for field in FIELDS:
+        value = OmegaConf.select(cfg, field.key, throw_on_missing=False)
+        if not (field.nullable and value is None):
+            typed(value, field.key, field.kind, field.rule, field.ok)
     task = TaskSpec.from_config(cfg.task)
-    optim, data = cfg.optim, cfg.data
-    require(optim.lr > 0, "optim.lr", optim.lr, "must be > 0")
-    require(optim.lr_scale > 0, "optim.lr_scale", optim.lr_scale, "must be > 0")
-    require(optim.weight_decay >= 0, "optim.weight_decay", optim.weight_decay, "must be >= 0")
-    require(0 <= optim.warmup_ratio < 1, "optim.warmup_ratio", optim.warmup_ratio, "must lie in [0, 1)")
-    require(0 < data.val_fraction < 1, "data.val_fraction", data.val_fraction, "must lie in (0, 1)")
-    require(data.batch_size >= 1, "data.batch_size", data.batch_size, "must be >= 1")
-    require(data.eval_batch_size >= 1, "data.eval_batch_size", data.eval_batch_size, "must be >= 1")
-    require(data.max_length >= 8, "data.max_length", data.max_length, "must be >= 8")
-    require(data.num_workers >= 0, "data.num_workers", data.num_workers, "must be >= 0")
-    require(isinstance(cfg.seed, int), "seed", cfg.seed, "must be an integer")
-    require(
-        cfg.data.train_split != cfg.data.test_split,
-        "data.test_split",
-        cfg.data.test_split,
-        "must differ from data.train_split: testing on trained items measures nothing",
-    )
+    check_splits(cfg.data)
     scale = cfg.eval.perturbation.get("eps_scale", "relative")
     require(scale in ("relative", "absolute"), "eval.perturbation.eps_scale", scale, "must be relative or absolute")
     keep = cfg.checkpoint.keep_after_success
     require(keep in KEEP_CHOICES, "checkpoint.keep_after_success", keep, f"must be one of {', '.join(KEEP_CHOICES)}")
+    ckpt = cfg.ckpt_path
+    require(
+        ckpt in (None, "last") or (isinstance(ckpt, str) and Path(ckpt).exists()),
+        "ckpt_path",
+        ckpt,
+        "must be null, last or an existing checkpoint file or folder",
+    )
     check_launch(cfg.trainer)
+    check_keys(cfg, CONF_DIR)
+    check_writable(Path(cfg.paths.output_dir))
     return task
+
+
+def check_splits(data: DictConfig) -> None:
+    """Train, select and test on different splits. The one exception is the XTREME layout's documented setup,
+    data.test_split=dev (its test files carry no labels): English dev selects, the other dev files are tested."""
+    require(
+        data.train_split != data.test_split,
+        "data.test_split",
+        data.test_split,
+        "must differ from data.train_split: testing on trained items measures nothing",
+    )
+    require(
+        data.dev_split != data.train_split,
+        "data.dev_split",
+        data.dev_split,
+        "must differ from data.train_split: selecting on trained items selects the most overfitted checkpoint",
+    )
+    require(
+        data.dev_split != data.test_split or data.test_split == "dev",
+        "data.dev_split",
+        data.dev_split,
+        f"must differ from data.test_split: selecting on {data.test_split} reports the set it was selected on",
+    )
+
+
+def check_writable(folder: Path) -> None:
+    """The run folder takes checkpoints and results: refuse it before training, not after."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise XrobustError(
+            f"run folder {folder} is not writable ({err.strerror or err}): choose another with hydra.run.dir=..."
+        ) from None
 
 
 def check_launch(trainer: DictConfig) -> None:

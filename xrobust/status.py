@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 from dataclasses import dataclass
@@ -17,17 +18,21 @@ from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import create_config_search_path
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Quote, QuotedString
 from omegaconf import OmegaConf
 
 from xrobust.checkpoint_io import checkpoint_step, is_torn
 from xrobust.config import CONF_DIR
 from xrobust.errors import XrobustError
-from xrobust.results import completed_results
+from xrobust.results import RESULTS_FILE, completed_results
 
 FAILED_FILE = "failed.json"
-STATES = ("finished", "resumable", "failed", "not started")
+# "corrupt": a results.json that does not parse (a disk filled up, a copy cut short); the job runs again.
+STATES = ("finished", "resumable", "failed", "corrupt", "not started")
 # Hydra overrides the completing command sets itself (the sweep folder, multirun mode).
 OWN_HYDRA_KEYS = ("hydra.sweep.dir=", "hydra.mode=")
+# A value Hydra's override grammar reads unquoted as the same string.
+PLAIN_VALUE = re.compile(r"[A-Za-z0-9_./:+-]+")
 
 
 @dataclass
@@ -76,9 +81,15 @@ def job_status(overrides: list[str], folder: Path | None) -> JobStatus:
         return JobStatus(overrides, None, "not started")
     if completed_results(folder) is not None:
         return JobStatus(overrides, folder, "finished")
+    results = folder / RESULTS_FILE
+    if results.is_file():
+        return JobStatus(overrides, folder, "corrupt", f"{results} is not a readable results file; the job runs again")
     failed = folder / FAILED_FILE
     if failed.is_file():
-        record = json.loads(failed.read_text(encoding="utf-8"))
+        try:
+            record = json.loads(failed.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return JobStatus(overrides, folder, "failed", f"{failed} is not readable: the job's log says why")
         step = f" at step {record['step']}" if record.get("step") is not None else ""
         return JobStatus(overrides, folder, "failed", f"exit {record.get('exit_status')}{step}: {record.get('error')}")
     checkpoint = resume_checkpoint(folder)
@@ -100,8 +111,16 @@ def sweep_status(sweep: Path) -> tuple[list[JobStatus], str]:
     jobs = [job_status(o, folders.get(tuple(o))) for o in expected_jobs(cfg)]
     given = OmegaConf.to_container(cfg.hydra.overrides, resolve=False)  # as typed: ${...} stays unresolved
     hydra_args = [o for o in given["hydra"] if not o.startswith(OWN_HYDRA_KEYS)]
-    args = ["python", "-m", "xrobust.train", "-m", f"hydra.sweep.dir={sweep.resolve()}", *hydra_args]
+    args = ["python", "-m", "xrobust.train", "-m", f"hydra.sweep.dir={hydra_value(str(sweep.resolve()))}", *hydra_args]
     return jobs, shlex.join([*args, *given["task"]])
+
+
+def hydra_value(text: str) -> str:
+    """`text` as a value of Hydra's override grammar: as is when plain, else quoted (spaces, non-ASCII letters and
+    quotes included); shlex then quotes the whole override for the shell."""
+    if PLAIN_VALUE.fullmatch(text):
+        return text
+    return QuotedString(text=text, quote=Quote.single).with_quotes()
 
 
 def report(sweep: Path) -> tuple[str, bool]:
@@ -112,7 +131,8 @@ def report(sweep: Path) -> tuple[str, bool]:
         where = job.folder.name if job.folder is not None else " ".join(job.overrides)
         lines.append(f"{job.state:<12} {where}" + (f"  {job.detail}" if job.detail else ""))
     counts = {state: sum(job.state == state for job in jobs) for state in STATES}
-    lines.append(f"{len(jobs)} jobs: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+    shown = {state: n for state, n in counts.items() if n or state != "corrupt"}
+    lines.append(f"{len(jobs)} jobs: " + ", ".join(f"{n} {state}" for state, n in shown.items()))
     done = counts["finished"] == len(jobs)
     if not done:
         if counts["failed"]:

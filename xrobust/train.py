@@ -34,7 +34,7 @@ from xrobust.results import (
     write_json,
     write_predictions,
 )
-from xrobust.stages import fitted_stage, run_intermediate_stage
+from xrobust.stages import Job, fitted_stage, run_intermediate_stage
 
 log = logging.getLogger("xrobust")
 
@@ -65,20 +65,36 @@ def run(cfg: DictConfig) -> dict | None:
             return None
         stages.append(stage_record("target", cfg, task, job, pretrained))
         results = collect_results(cfg, task, job, digest, wall_time_s, stages)
-        if cfg.eval.save_predictions:
-            module = job.module
-            perturbed = module.perturbed_predictions if module.test_perturbation is not None else None
-            write_predictions(out_dir / PREDICTIONS_FILE, module.test_predictions, perturbed)
-        write_json(out_dir / RESULTS_FILE, results)
+        selected = job.trainer.checkpoint_callback.best_model_path if job.trainer.checkpoint_callback else None
+        write_outputs(cfg, job, results, selected)
         log_summary(job.logger, results)
         keep = cfg.checkpoint.keep_after_success
-        selected = job.trainer.checkpoint_callback.best_model_path if job.trainer.checkpoint_callback else None
         keep_after_success(out_dir / "checkpoints", selected, keep)
         for stage_checkpoints in out_dir.glob("stages/*/checkpoints"):  # the stage's encoder folder is kept
             keep_after_success(stage_checkpoints, None, "all" if keep == "all" else "none")
         print(format_table(results))
         print(f"results: {out_dir / RESULTS_FILE}")
     return results
+
+
+def write_outputs(cfg: DictConfig, job: Job, results: dict, selected: str | None) -> None:
+    """predictions.tsv, then results.json. A folder that stopped taking writes loses nothing: the checkpoints stay
+    (nothing is cut down before results.json exists) and the one line says where they are."""
+    out_dir = Path(cfg.paths.output_dir)
+    target = out_dir / PREDICTIONS_FILE
+    try:
+        if cfg.eval.save_predictions:
+            module = job.module
+            perturbed = module.perturbed_predictions if module.test_perturbation is not None else None
+            write_predictions(target, module.test_predictions, perturbed)
+        target = out_dir / RESULTS_FILE
+        write_json(target, results)
+    except OSError as err:
+        kept = selected or str(out_dir / "checkpoints")
+        raise XrobustError(
+            f"could not write {target} ({err.strerror or err}); the trained model is kept in {kept}: make the "
+            "folder writable and run the same command again (it resumes there and only tests)"
+        ) from None
 
 
 def selection_metric(cfg: DictConfig, results: dict | None) -> float | None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from xrobust.errors import XrobustError
@@ -16,6 +17,19 @@ def require(ok: bool, field: str, value: Any, rule: str, group: str | None = Non
     if not ok:
         where = f"{group} config: {group}.{field}" if group else f"config: {field}"
         raise XrobustError(f"invalid {where}={value!r} ({rule})")
+
+
+def typed(value: Any, field: str, kind: type, rule: str = "", ok: Callable[[Any], bool] = lambda _: True) -> None:
+    """One command-line value against its type and range: `optim.lr=abc`, `data.batch_size=2.5`, `optim.lr=inf`
+    get one line naming the key. bool is no number here; an int is a float; floats must be finite."""
+    if kind is bool:
+        fits = isinstance(value, bool)
+    elif kind is int:
+        fits = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        fits = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    name = {bool: "true or false", int: "an integer", float: "a finite number"}[kind]
+    require(fits and ok(value), field, value, f"must be {name}{' ' + rule if rule else ''}")
 
 
 def check_fields(instance: Any, group: str | None = None, prefix: str = "") -> None:

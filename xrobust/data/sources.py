@@ -98,6 +98,7 @@ def read_labelled_jsonl(path: Path, task: TaskSpec) -> dict[str, list]:
     """JSON lines with the task's fields and a label; `idx` (the item in a parallel set) becomes the id."""
     fields = task.input_fields
     columns: dict[str, list] = {"id": [], **{name: [] for name in fields}, "label": []}
+    first_line: dict[int, int] = {}  # idx -> the line that gave it
     for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
         where = f"{path}:{number}"
         try:
@@ -123,7 +124,13 @@ def read_labelled_jsonl(path: Path, task: TaskSpec) -> dict[str, list]:
             raise XrobustError(f"{where}: unknown label {row.get('label')!r} (allowed: 0-{len(task.label_names) - 1})")
         columns["label"].append(label)
         idx = row.get("idx", number - 1)
-        columns["id"].append(idx if isinstance(idx, int) else number - 1)
+        idx = idx if isinstance(idx, int) else number - 1
+        if idx in first_line:
+            raise XrobustError(
+                f"{where}: idx {idx} repeats line {first_line[idx]}; each item of a file needs its own idx"
+            )
+        first_line[idx] = number
+        columns["id"].append(idx)
     if not columns["label"]:
         raise XrobustError(f"{path}: empty file, no examples")
     return columns
@@ -134,6 +141,7 @@ def read_labelled_tsv(path: Path, task: TaskSpec) -> dict[str, list]:
     n_text = len(task.text_fields)
     columns: dict[str, list] = {"id": [], **{name: [] for name in task.text_fields}, "label": []}
     raw_lines = path.read_bytes().splitlines()
+    first_line: dict[tuple[str, ...], int] = {}  # row -> the line it first appeared on
     for number, raw in enumerate(raw_lines, start=1):
         where = f"{path}:{number}"
         try:
@@ -162,8 +170,23 @@ def read_labelled_tsv(path: Path, task: TaskSpec) -> dict[str, list]:
             raise XrobustError(
                 f"{where}: unknown label {fields[n_text].strip()!r} (allowed: {', '.join(task.label_names)})"
             )
+        _refuse_repeated_row(tuple(fields[:n_text]), label, number, first_line, where)
         columns["label"].append(label)
         columns["id"].append(number - 1)
     if not columns["label"]:
         raise XrobustError(f"{path}: empty file, no examples")
     return columns
+
+
+def _refuse_repeated_row(
+    texts: tuple[str, ...], label: int, number: int, first_line: dict[tuple, int], where: str
+) -> None:
+    """A row repeating an earlier one (same text, same label) is one item counted twice. Rows whose text fields
+    are all the same string are placeholders, not items (PAWS-X's untranslated `NS<TAB>NS`), and are kept as the
+    benchmark ships them."""
+    if len(texts) > 1 and len(set(texts)) == 1:
+        return
+    key = (*texts, str(label))
+    if key in first_line:
+        raise XrobustError(f"{where}: repeats line {first_line[key]} (same text and label): one item counted twice")
+    first_line[key] = number

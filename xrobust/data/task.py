@@ -118,12 +118,13 @@ class TaskSpec:
         return tuple(lang for lang in self.languages if lang != self.source_language)
 
     def label_index(self, raw: str) -> int | None:
-        """Map a file's label (name, alias or integer index) to its index; None when unknown."""
+        """Map a file's label (name, alias or integer index) to its index; None when unknown. An index is ASCII
+        digits only: str.isdigit() also takes `١` (read as 1) and `²` (which int() refuses)."""
         raw = raw.strip()
         name = self.label_aliases.get(raw, raw)
         if name in self.label_names:
             return self.label_names.index(name)
-        if raw.isdigit() and int(raw) < len(self.label_names):
+        if raw.isascii() and raw.isdigit() and int(raw) < len(self.label_names):
             return int(raw)
         return None
 
