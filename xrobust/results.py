@@ -21,21 +21,38 @@ if TYPE_CHECKING:
 
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.tsv"
-# Settings that change where or how a run is watched, not what it computes.
 # Keys that change where or how visibly a job runs, or what it keeps afterwards, never what it computes. The callbacks
 # are hashed: early stopping changes the result.
 NOT_HASHED = ("hydra", "paths", "logger", "ckpt_path", "skip_completed", "checkpoint")
 NOT_HASHED_TRAINER = ("enable_progress_bar", "enable_model_summary", "default_root_dir", "log_every_n_steps", "plugins")
+# The paths.* folders a run writes into: any value inside them (a callback's dirpath, a cache) is a place, not meaning.
+OUTPUT_PLACES = ("output_dir", "cache_dir")
 
 
 def config_hash(cfg: DictConfig) -> str:
-    """A stable hash of everything in the resolved config that can change a run's results."""
+    """A stable hash of everything in the resolved config that can change a run's results, and of nothing that
+    names where it writes: identical configs in two run folders get one hash."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    places = [str(resolved["paths"][key]) for key in OUTPUT_PLACES if (resolved.get("paths") or {}).get(key)]
     for key in NOT_HASHED:
         resolved.pop(key, None)
     for key in NOT_HASHED_TRAINER:
         resolved.get("trainer", {}).pop(key, None)
-    return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    meaning = _without_places(resolved, [place.rstrip("/") for place in places])
+    return hashlib.sha256(json.dumps(meaning, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _without_places(node: Any, places: list[str]) -> Any:
+    """The config tree less every string value that is one of `places` or a path inside one."""
+
+    def is_place(value: Any) -> bool:
+        return isinstance(value, str) and any(value == p or value.startswith(p + "/") for p in places)
+
+    if isinstance(node, dict):
+        return {k: _without_places(v, places) for k, v in node.items() if not is_place(v)}
+    if isinstance(node, list):
+        return [_without_places(v, places) for v in node if not is_place(v)]
+    return node
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:

@@ -4,7 +4,8 @@ tables, differences with intervals and corrected significance, figures.
 Writes into DIR (default SWEEP/report): results_tidy.csv, results.md, size_diff.csv, size_diff.md,
 heatmap.png, size_diff.png, tables.tex with --latex, selection.md with --select-on, and groups.md for jobs run as
 a task group; prints the markdown tables. A folder without results.json, or a results.json that cannot be read,
-gets one line on stderr and exit status 2.
+gets one line on stderr and exit status 2. Every job without results (failed, interrupted, never started) gets a
+line on stderr; a requested cell (a job's overrides less its seed) with no finished job ends in exit status 1.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from xrobust.report.collect import Job, collect
 from xrobust.report.compare import compare
 from xrobust.report.comparison import Options
 from xrobust.report.corrections import CORRECTIONS, HOLM
+from xrobust.report.coverage import coverage
 from xrobust.report.diff_tables import SIZE_DIFF_COLUMNS, size_diff_markdown, size_diff_rows
 from xrobust.report.formatting import write_csv
 from xrobust.report.groups import group_markdown, group_scores
@@ -188,10 +190,20 @@ def report(args: argparse.Namespace) -> dict[str, Path]:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
+        gaps = coverage(args.sweep)
+        for line in gaps.unfinished:
+            print(f"xrobust-report: {line}", file=sys.stderr)
         report(args)
     except XrobustError as err:
         print(f"xrobust-report: error: {err}", file=sys.stderr)
         sys.exit(2)
+    if gaps.empty_cells:
+        cells = "; ".join(gaps.empty_cells)
+        print(
+            f"xrobust-report: error: no finished job for {len(gaps.empty_cells)} requested cell(s): {cells}",
+            file=sys.stderr,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":
