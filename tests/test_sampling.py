@@ -78,3 +78,54 @@ def test_smaller_length_groups_mix_batches_anew_each_epoch(lengths):
     assert whole > 0.3 and small < whole / 3
     shuffled = padded_tokens(list(EpochShuffleSampler(len(lengths), seed=1)), lengths, 32)
     assert whole_padding < small_padding < shuffled
+
+
+def test_shuffled_order_shards_itself_so_lightning_keeps_it():
+    """A DistributedSampler of its own (Lightning wraps any other sampler in one that reshuffles it), each rank
+    taking every other index of the one-process order, padded so both take as many."""
+    from torch.utils.data import DistributedSampler
+
+    ranks = [EpochShuffleSampler(7, seed=1, num_replicas=2, rank=r) for r in (0, 1)]
+    orders = [list(s) for s in ranks]
+    alone = list(EpochShuffleSampler(7, seed=1))
+    assert all(isinstance(s, DistributedSampler) for s in ranks)
+    assert orders == [alone[0::2], [*alone[1::2], alone[0]]] and [len(s) for s in ranks] == [4, 4]
+
+
+def loader(num_examples: int = 20, ranks: int = 1):
+    from xrobust.data.resumable import ResumableLoader
+
+    return ResumableLoader(list(range(num_examples)), batch_size=3, sampler=EpochShuffleSampler(num_examples, 1, ranks))
+
+
+def test_a_loader_resumed_mid_epoch_takes_the_batches_an_uninterrupted_one_would():
+    import torch
+
+    uninterrupted = loader()
+    uninterrupted.sampler.set_epoch(1)
+    expected = [batch.tolist() for batch in uninterrupted]
+
+    stopped = loader()
+    stopped.sampler.set_epoch(1)
+    taken = [batch.tolist() for _, batch in zip(range(4), stopped, strict=False)]
+    state = stopped.state_dict()
+    resumed = loader()
+    resumed.load_state_dict(state)
+    resumed.sampler.set_epoch(1)
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    rest = [batch.tolist() for batch in resumed]
+    assert taken + rest == expected and resumed.resume == {"exact": True, "reason": None}
+    assert torch.equal(torch.get_rng_state(), before)  # making the iterator drew nothing from dropout's generator
+    resumed.sampler.set_epoch(2)
+    assert len([batch.tolist() for batch in resumed]) == len(expected)  # the next epoch starts at its beginning
+
+
+def test_a_resume_on_another_number_of_ranks_says_it_is_not_exact(caplog):
+    stopped = loader()
+    next(iter(stopped))
+    resumed = loader(ranks=2)
+    resumed.load_state_dict(stopped.state_dict())
+    list(resumed)
+    assert resumed.resume == {"exact": False, "reason": "the training order changed since the checkpoint: ranks 1 -> 2"}
+    assert ["resume is not exact" in record.message for record in caplog.records] == [True]

@@ -1,7 +1,9 @@
-"""Experiment loggers that need more than a `_target_`: W&B offline by default, one run per sweep job."""
+"""Experiment loggers that need more than a `_target_`: W&B offline by default, one run per sweep job; CSV logs
+that a resumed run appends to."""
 
 from __future__ import annotations
 
+import csv
 import os
 import sys
 import uuid
@@ -11,7 +13,9 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning_fabric.utilities.rank_zero import rank_zero_only
-from pytorch_lightning.loggers import Logger, WandbLogger
+from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from pytorch_lightning.loggers.logger import rank_zero_experiment
 
 from xrobust.atomic import atomic_write_text
 
@@ -93,3 +97,41 @@ def finish_run(logger: Logger | None) -> None:
     """End this job's W&B run, so the next job of a multirun starts its own instead of appending to it."""
     if isinstance(logger, WandbLogger) and logger._experiment is not None:
         logger.experiment.finish()
+
+
+class ResumingCSVLogger(CSVLogger):
+    """Lightning's CSVLogger, except that a resumed run continues metrics.csv: Lightning's own deletes the rows
+    written before the interruption."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
+class AppendingWriter(ExperimentWriter):
+    """Keeps an existing metrics.csv; its rows from the resumed step on (logged after the checkpoint by the run
+    that was stopped) are replaced by the resumed run's, so each step appears once."""
+
+    def _check_log_dir_exists(self) -> None:
+        self.earlier_rows: list[dict[str, str]] | None = None
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                reader = csv.DictReader(file)
+                self.earlier_rows = list(reader)
+                self.earlier_keys = list(reader.fieldnames or [])
+
+    def save(self) -> None:
+        if self.earlier_rows is not None and self.metrics:
+            resumed_at = min(int(metrics["step"]) for metrics in self.metrics)
+            kept = [row for row in self.earlier_rows if int(float(row["step"])) < resumed_at]
+            self.metrics_keys = sorted(set(self.metrics_keys) | set(self.earlier_keys))
+            with self._fs.open(self.metrics_file_path, "w", newline="") as file:
+                writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
+                writer.writeheader()
+                writer.writerows(kept)
+            self.earlier_rows = None
+        super().save()

@@ -200,6 +200,8 @@ def collect_results(
         "source_language": task.source_language,
         "data_source": datamodule.source_description,
         "data_provenance": datamodule.data_provenance,
+        # None, or whether a resumed fit took an uninterrupted run's batches, and why not (xrobust/data/resumable.py)
+        "resume": datamodule.resume,
         "model_selection": {
             "on": datamodule.selection_source,
             "best_val_acc": job.best_val_acc,

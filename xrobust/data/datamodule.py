@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from xrobust.data.parallel import parallel_mismatch
+from xrobust.data.resumable import ResumableLoader
 from xrobust.data.sampling import EpochShuffleSampler, LengthGroupedSampler, LengthSortedSampler
 from xrobust.data.sources import make_source
 from xrobust.data.task import TaskSpec
@@ -83,6 +84,8 @@ class TransferDataModule(pl.LightningDataModule):
         self.train_set: datasets.Dataset | None = None
         self.val_set: datasets.Dataset | None = None
         self.test_sets: dict[str, datasets.Dataset] = {}
+        self.train_loader: ResumableLoader | None = None
+        self.loader_state: dict | None = None  # from a checkpoint, for the next training loader
         # Mixed pair -> items left out because the two languages label them differently (see _mixed_pairs).
         self.generalized_excluded: dict[str, int] = {}
         self.raw_test_sets: dict[str, datasets.Dataset] = {}
@@ -201,18 +204,41 @@ class TransferDataModule(pl.LightningDataModule):
         counts |= {f"test-{lang}": _count_truncated(rows) for lang, rows in self.test_sets.items()}
         return counts
 
-    def train_dataloader(self) -> DataLoader:
-        rows = self.train_set
+    def train_dataloader(self) -> ResumableLoader:
+        """Batches in an order fixed by (seed, epoch, rank), resumable mid-epoch from a checkpoint."""
+        rows, shard = self.train_set, self._data_parallel_shard()
         if self.group_by_length:
             # rs_da rewrites the text on the fly: the clean lengths are close enough to group by
-            shard = self._data_parallel_shard()
             lengths, group = _lengths(self.train_set), self.length_group_batches
             sampler = LengthGroupedSampler(lengths, self.batch_size, self.seed, mega_batches=group, **shard)
         else:
-            sampler = EpochShuffleSampler(len(rows), self.seed)
+            sampler = EpochShuffleSampler(len(rows), self.seed, **shard)
         if self.train_text_transform is not None:
             rows = self._augmented_train_set(self.train_text_transform)
-        return self._loader(rows, self.batch_size, sampler=sampler)
+        self.train_loader = self._loader(rows, self.batch_size, sampler=sampler, loader=ResumableLoader)
+        if self.loader_state is not None:
+            self.train_loader.load_state_dict(self.loader_state)
+            self.loader_state = None
+        if self.trainer is not None:
+            self.train_loader.lightning_epoch = lambda: self.trainer.current_epoch
+            self.train_loader.lightning_batches = self._batches_into_epoch
+        return self.train_loader
+
+    def state_dict(self) -> dict:
+        """The training loader's position and order, in every checkpoint (see xrobust/data/resumable.py)."""
+        return {"train_loader": self.train_loader.state_dict()} if self.train_loader is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.loader_state = state.get("train_loader")
+
+    @property
+    def resume(self) -> dict | None:
+        """Whether the resumed fit took the batches an uninterrupted run would have (None: it did not resume)."""
+        return self.train_loader.resume if self.train_loader is not None else None
+
+    def _batches_into_epoch(self) -> int:
+        """Batches of the current epoch Lightning counts as done: non-zero only when fit resumes mid-epoch."""
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.ready
 
     def _data_parallel_shard(self) -> dict[str, int]:
         """This rank's share of the training data (num_replicas, rank), as the strategy gives samplers it."""
@@ -230,8 +256,8 @@ class TransferDataModule(pl.LightningDataModule):
         sampler = LengthSortedSampler(_lengths(rows)) if self.sort_eval_by_length else None
         return self._loader(rows, self.eval_batch_size, sampler=sampler)
 
-    def _loader(self, rows, batch_size: int, sampler=None) -> DataLoader:
-        return DataLoader(
+    def _loader(self, rows, batch_size: int, sampler=None, loader: type[DataLoader] = DataLoader) -> DataLoader:
+        return loader(
             rows,
             batch_size=batch_size,
             sampler=sampler,
