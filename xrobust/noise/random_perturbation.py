@@ -5,7 +5,8 @@ token's embedding `e` becomes `e + delta`, delta drawn uniformly from an L2 or L
 that token (or Gaussian with std sigma), padding untouched. Per-token balls, not one ball per sentence: see
 xrobust/noise/perturb.py. Optionally the test-time classifier is the smoothed one: a majority vote over
 `num_test_samples` noisy copies (used for validation as well, so model selection sees the same classifier).
-eps and sigma are relative to the model's median token-embedding norm by default (`eps_scale`, embeddings.py).
+eps and sigma are relative to the model's median token-embedding norm by default (`eps_scale`, embeddings.py):
+sigma, being per coordinate, to that norm over sqrt(d), so N(0, sigma^2 I) has the same L2 size at every width.
 """
 
 from __future__ import annotations
@@ -24,14 +25,16 @@ from xrobust.noise.embeddings import EmbeddingNoise, device_generator, split_emb
 @dataclasses.dataclass(kw_only=True, eq=False)
 class RandomPerturbation(EmbeddingNoise):
     distribution: perturb.Distribution = "uniform"
-    # me5-small's 0.9 and 0.046 in embedding units (its median token-embedding norm is 1.604)
+    # me5-small's 0.9 and 0.046 in embedding units (median token-embedding norm 1.604, d = 384: sigma's unit is
+    # 1.604 / sqrt(384) = 0.0819)
     eps: float = 0.5610968
-    sigma: float = 0.02867828
+    sigma: float = 0.5619777
     num_samples: int = 1
     smoothed_prediction: bool = False
     num_test_samples: int = 8
     state_key = "train_generators"  # the key checkpoints have always used
     scaled_fields = ("eps", "sigma")
+    coordinate_fields = ("sigma",)
 
     def __post_init__(self) -> None:
         super().__post_init__()
