@@ -39,7 +39,7 @@ from tiny_models import MODEL_TYPES, tiny_checkpoint  # noqa: E402
 from xrobust.config import CONF_DIR  # noqa: E402
 from xrobust.models.embedded import ensure_embedded_model  # noqa: E402
 
-NOISES = ("rs_rp", "rs_da", "adv")
+NOISES = ("rs_rp", "code_switch", "adv")  # code_switch: rs_da's augmentation, no synonym file to download
 STRATEGIES = {"single": [], "ddp": ["trainer=ddp"], "fsdp2": ["trainer=fsdp2"]}
 SIGTERM_AT_STEP = 3  # mid-epoch: the small sample has 8 batches of 8 per epoch
 # What a family's own model config sets beyond the defaults (conf/model/mdeberta-v3-base.yaml: no SDPA in DeBERTa-v2).

@@ -1,4 +1,4 @@
-"""The noise methods: rs_rp (embedding noise), rs_da (word substitution), adv (PGD / FreeLB).
+"""The noise methods: rs_rp (embedding noise), rs_da / code_switch (word substitution), adv (PGD / FreeLB).
 
 Unit tests use the real me5-small: its tokenizer, its full embedding matrix (neighbours), and its first 4
 encoder layers under a seeded classifier head, in eval mode so dropout does not blur the comparisons.
@@ -296,7 +296,7 @@ def test_embedding_neighbours_are_real_near_tokens(classifier, pieces):
         assert all(perturb.fold(n) != perturb.fold(word) for n in near), "itself and its case variants excluded"
 
 
-def test_rs_da_embedding_source_is_computed_once_and_cached(classifier, tokenizer, tmp_path, monkeypatch):
+def test_code_switch_embedding_source_is_computed_once_and_cached(classifier, tokenizer, tmp_path, monkeypatch):
     import datasets
 
     from xrobust.noise import neighbours
@@ -311,7 +311,7 @@ def test_rs_da_embedding_source_is_computed_once_and_cached(classifier, tokenize
         }
     )
     spec = {"source": "embedding", "k": 4, "cache_dir": str(tmp_path / "nb")}
-    method = DataAugmentation(name="rs_da", neighbours=spec, text_fields=["premise", "hypothesis"], seed=1)
+    method = DataAugmentation(name="code_switch", neighbours=spec, text_fields=["premise", "hypothesis"], seed=1)
     method.setup(classifier, tokenizer, rows)
     assert {"good", "house", "Paris", "late"} <= set(method.word_neighbours)
     assert "qzxv" not in method.word_neighbours and "A" not in method.word_neighbours
@@ -321,7 +321,7 @@ def test_rs_da_embedding_source_is_computed_once_and_cached(classifier, tokenize
         raise AssertionError("the cache was not used")
 
     monkeypatch.setattr(neighbours, "embedding_neighbours", no_recompute)
-    again = DataAugmentation(name="rs_da", neighbours=spec, text_fields=["premise", "hypothesis"], seed=1)
+    again = DataAugmentation(name="code_switch", neighbours=spec, text_fields=["premise", "hypothesis"], seed=1)
     again.setup(classifier, tokenizer, rows)
     assert again.word_neighbours == method.word_neighbours
     transform = again.text_transform()
@@ -459,7 +459,6 @@ INVALID = [
     (AdversarialTraining, {"adv_weight": 0.0}, "noise.adv_weight"),
     (DataAugmentation, {"neighbours": {"k": 0}}, "noise.neighbours.k=0 (must be >= 1)"),
     (DataAugmentation, {"neighbours": {"source": "wordnet"}}, "noise.neighbours.source"),
-    (DataAugmentation, {"neighbours": {"source": "file"}}, "noise.neighbours.path=None"),
     (DataAugmentation, {"neighbours": {"source": "file", "path": "/no/such.json"}}, "noise.neighbours.path"),
     (DataAugmentation, {"neighbours": {"kk": 3}}, "noise.neighbours"),
 ]
@@ -480,8 +479,8 @@ def test_fields_are_coerced_to_their_annotations():
         RandomPerturbation(name="rs_rp", num_samples=True)
     with pytest.raises(XrobustError, match=r"noise\.random_start=1 \(must be a bool\)"):
         AdversarialTraining(name="adv", random_start=1)
-    spec = DataAugmentation(name="rs_da", neighbours={"k": 3}).neighbours
-    assert (spec.source, spec.k, spec.chunk_size) == ("embedding", 3, 512), "unset keys keep their defaults"
+    spec = DataAugmentation(name="code_switch", neighbours={"source": "embedding", "k": 3}).neighbours
+    assert (spec.path, spec.k, spec.chunk_size) == (None, 3, 512), "unset keys keep their defaults"
 
 
 @pytest.mark.parametrize("option", sorted(p.stem for p in (CONF_DIR / "noise").glob("*.yaml")))
@@ -527,14 +526,20 @@ def test_noise_trains_end_to_end_and_records_its_parameters(noise, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def rs_da_runs(me5_dir, tmp_path_factory):
-    """rs_da twice with the same seed (sharing a neighbour cache), losses logged at every step."""
+def code_switch_runs(me5_dir, tmp_path_factory):
+    """code_switch twice with the same seed (sharing a neighbour cache), losses logged at every step."""
     cache = tmp_path_factory.mktemp("neighbours")
     runs = []
     for _ in range(2):
-        out = tmp_path_factory.mktemp("rs_da")
+        out = tmp_path_factory.mktemp("code_switch")
         cfg = compose_config(
-            [*E2E, "noise=rs_da", "logger=csv", "trainer.log_every_n_steps=1", f"noise.neighbours.cache_dir={cache}"],
+            [
+                *E2E,
+                "noise=code_switch",
+                "logger=csv",
+                "trainer.log_every_n_steps=1",
+                f"noise.neighbours.cache_dir={cache}",
+            ],
             output_dir=out,
         )
         runs.append((cfg, run(cfg), out))
@@ -546,8 +551,8 @@ def train_losses(out) -> list[float]:
         return [float(row["train/loss"]) for row in csv.DictReader(fh) if row.get("train/loss")]
 
 
-def test_rs_da_trains_end_to_end_and_records_its_parameters(rs_da_runs):
-    cfg, results, out = rs_da_runs[0]
+def test_code_switch_trains_end_to_end_and_records_its_parameters(code_switch_runs):
+    cfg, results, out = code_switch_runs[0]
     assert results["model_selection"]["steps_run"] == 2
     on_disk = json.loads((out / "results.json").read_text())
     assert_params_recorded(on_disk, cfg)
@@ -555,8 +560,8 @@ def test_rs_da_trains_end_to_end_and_records_its_parameters(rs_da_runs):
     assert on_disk["noise"]["words_with_neighbours"] > 100
 
 
-def test_same_seed_same_result(rs_da_runs):
-    (_, first, out1), (_, second, out2) = rs_da_runs
+def test_same_seed_same_result(code_switch_runs):
+    (_, first, out1), (_, second, out2) = code_switch_runs
     losses = train_losses(out1)
     assert len(losses) == 2
     assert losses == train_losses(out2)

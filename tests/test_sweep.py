@@ -32,13 +32,15 @@ TEST_ITEMS = 32
 JOB_DIRS = sorted(f"{model}_{noise}_sample_s1" for model in MODELS for noise in NOISES)
 
 
-def test_size_grid_cpu_config_sweeps_two_sizes_and_four_noises():
+def test_size_grid_cpu_config_sweeps_two_sizes_and_every_noise():
     cfg = compose_config(["experiment=size_grid_cpu"])
     params = cfg.hydra.sweeper.params
     assert params.model == "me5-small,me5-small-6l"
     # Every training regime of conf/noise/, found there rather than listed.
     assert params.noise == "glob(*)"
-    assert sorted(p.stem for p in (ROOT / "conf" / "noise").glob("*.yaml")) == sorted(["none", "rs_rp", "rs_da", "adv"])
+    assert sorted(p.stem for p in (ROOT / "conf" / "noise").glob("*.yaml")) == sorted(
+        ["none", "rs_rp", "rs_da", "code_switch", "adv"]
+    )
     assert (params.task, str(params.seed)) == ("sample", "1")
     # Every job of the sweep joins one W&B group named by the sweep folder; the run name says the job.
     assert cfg.hydra.job.env_set.WANDB_RUN_GROUP == cfg.hydra.sweep.dir

@@ -1,15 +1,18 @@
-"""`noise=rs_da`: randomized smoothing with data augmentation (Huang et al. 2021, section 3.2; Robust-XLT).
+"""`noise=rs_da` (Huang et al. 2021, section 3.2; Robust-XLT) and `noise=code_switch`: substitution of words by
+their neighbours.
 
 Each time a training example is drawn, every word that has neighbours is replaced by a uniform draw from
 {word} + neighbours(word), on the fly through the datamodule's `train_text_transform`, instead of writing a
 training file K times larger. Words without neighbours stay. Where the neighbours come from
-(xrobust/noise/neighbours.py) decides the method:
+(`neighbours.source`) decides the method:
 
-- `neighbours.source=file neighbours.path=<synonyms.json>`: RS-DA as published, Robust-XLT's rule on its synonym
-  file: tokens split on spaces and looked up verbatim (`perturb.substitute_verbatim`).
-- `neighbours.source=embedding` (the default, needing no file): code-switching substitution (cf. CoSDA-ML), the
-  model's nearest whole words, mostly translations; words are looked up by their alphabetic core
-  (`perturb.substitute`, punctuation kept, lower-case fallback).
+- `file` (`noise=rs_da`): RS-DA as published, Robust-XLT's counter-fitted synonym file (`neighbours.path`, or the
+  pinned upstream file downloaded once into the cache: xrobust/noise/synonyms.py) with its rule: tokens split on
+  spaces and looked up verbatim (`perturb.substitute_verbatim`). Every model gets the same augmentation.
+- `embedding` (`noise=code_switch`): code-switching substitution (cf. CoSDA-ML), each model's own nearest whole
+  words (xrobust/noise/neighbours.py), mostly translations; words are looked up by their alphabetic core
+  (`perturb.substitute`, punctuation kept, lower-case fallback). The two models of a size pair get different
+  neighbours, so a size difference under it includes that.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from xrobust.noise import perturb
 from xrobust.noise.base import NoiseMethod, require
 from xrobust.noise.cost import StepMemory
 from xrobust.noise.neighbours import cached_embedding_neighbours, load_neighbour_file, training_words
+from xrobust.noise.synonyms import synonym_file
 
 log = logging.getLogger("xrobust")
 
@@ -84,12 +88,12 @@ class SynonymTransform:
 
 @dataclasses.dataclass
 class NeighbourSpec:
-    """`noise.neighbours`: where each word's neighbours come from (see xrobust/noise/neighbours.py)."""
+    """`noise.neighbours`: where each word's neighbours come from (see the module docstring)."""
 
-    source: Literal["embedding", "file"] = "embedding"
-    path: str | None = None  # the JSON file of the `file` source
+    source: Literal["file", "embedding"] = "file"
+    path: str | None = None  # the `file` source's JSON; None: Robust-XLT's file, downloaded once into cache_dir
     k: int = 8  # neighbours per word of the `embedding` source
-    cache_dir: str | None = None  # where the `embedding` source's neighbours are cached
+    cache_dir: str | None = None  # where the `embedding` source's neighbours (and the downloaded file) are cached
     chunk_size: int = 512  # training words per similarity matmul
 
     def __post_init__(self) -> None:
@@ -109,11 +113,10 @@ class DataAugmentation(NoiseMethod):
         spec = self.neighbours
         require(spec.k >= 1, "neighbours.k", spec.k, "must be >= 1")
         require(spec.chunk_size >= 1, "neighbours.chunk_size", spec.chunk_size, "must be >= 1")
-        if spec.source == "file":
-            require(bool(spec.path), "neighbours.path", spec.path, "required when neighbours.source=file")
+        if spec.source == "file" and spec.path:
             require(Path(spec.path).expanduser().is_file(), "neighbours.path", spec.path, "no such file")
         self.text_fields = [str(f) for f in self.text_fields] if self.text_fields else None
-        # A path with the embedding source would be silently unused: the user meant RS-DA with a synonym file.
+        # A path with the embedding source would be silently unused: the user meant noise=rs_da.
         require(spec.source == "file" or not spec.path, "neighbours.path", spec.path, "read only with source=file")
         self.word_neighbours: dict[str, list[str]] | None = None
         self.cache_file: str | None = None
@@ -122,28 +125,39 @@ class DataAugmentation(NoiseMethod):
     def setup(self, model: nn.Module, tokenizer: Any, train_rows: Any = None) -> None:
         spec = self.neighbours
         if spec.source == "file":
-            self.word_neighbours = load_neighbour_file(Path(spec.path).expanduser())
+            self.word_neighbours = self.file_neighbours()
             return
         if train_rows is None:
-            raise XrobustError("noise=rs_da with neighbours.source=embedding needs the training rows at set-up")
+            raise XrobustError(f"noise={self.name} (neighbours.source=embedding) needs the training rows at set-up")
         fields = self.text_fields or [c for c in train_rows.column_names if c not in NON_TEXT_COLUMNS]
         missing = [f for f in fields if f not in train_rows.column_names]
         require(not missing, "text_fields", self.text_fields, f"no such training column(s): {missing}")
         words = training_words(train_rows, fields)
-        log.info("rs_da: embedding neighbours, i.e. code-switching substitution (RS-DA as published: source=file)")
+        log.info(
+            "%s: embedding neighbours, i.e. code-switching substitution (RS-DA as published: noise=rs_da)", self.name
+        )
         weight = model.get_input_embeddings().weight
         self.word_neighbours, self.cache_file = cached_embedding_neighbours(
             weight, tokenizer, words, spec.k, spec.cache_dir, spec.chunk_size
         )
         if not any(self.word_neighbours.values()):
-            raise XrobustError(f"noise=rs_da: no training word has an embedding neighbour ({len(words)} words)")
-        log.info("rs_da: embedding neighbours for %d training words (%s)", len(self.word_neighbours), self.cache_file)
+            raise XrobustError(f"noise={self.name}: no training word has an embedding neighbour ({len(words)} words)")
+        found = len(self.word_neighbours)
+        log.info("%s: embedding neighbours for %d training words (%s)", self.name, found, self.cache_file)
+
+    def file_neighbours(self) -> dict[str, list[str]]:
+        """The `file` source's table: neighbours.path, or Robust-XLT's file from the cache (downloaded once)."""
+        path = synonym_file(self.neighbours.path, self.neighbours.cache_dir)
+        log.info("%s: synonyms from %s (Robust-XLT's rule)", self.name, path)
+        return load_neighbour_file(path)
 
     def text_transform(self) -> SynonymTransform:
         if self.word_neighbours is None:
             if self.neighbours.source != "file":
-                raise XrobustError("noise=rs_da: setup(model, tokenizer, train_rows) must run before text_transform")
-            self.word_neighbours = load_neighbour_file(Path(self.neighbours.path).expanduser())
+                raise XrobustError(
+                    f"noise={self.name}: setup(model, tokenizer, train_rows) must run before text_transform"
+                )
+            self.word_neighbours = self.file_neighbours()
         verbatim = self.neighbours.source == "file"
         self.transform = SynonymTransform(self.word_neighbours, self.text_fields, self.seed, verbatim=verbatim)
         return self.transform
