@@ -31,15 +31,17 @@ def jobs_of(overrides: list[str]) -> list[list[str]]:
 
 
 def test_the_sweep_expands_as_training_expands_it():
-    # experiment=size_grid declares its own hydra.sweeper.params: 2 models x glob(*) over conf/noise x 3 lr scales.
+    # experiment=size_grid declares its own hydra.sweeper.params: 2 models x glob(*) over conf/noise x 3 lr scales
+    # x 3 seeds.
     grid = jobs_of(["experiment=size_grid"])
-    assert len(grid) == 2 * 4 * 3
+    assert len(grid) == 2 * 5 * 3 * 3
+    assert {o for job in grid for o in job if o.startswith("seed=")} == {"seed=1", "seed=2", "seed=3"}
     assert {o for job in grid for o in job if o.startswith("optim.lr_scale=")} == {
         f"optim.lr_scale={s}" for s in ("0.5", "1", "2")
     }
     assert {o for job in grid for o in job if o.startswith("model=")} == {"model=xlmr-xl", "model=xlmr-xxl"}
     noises = {o for job in grid for o in job if o.startswith("noise=")}
-    assert noises == {f"noise={n}" for n in ("adv", "none", "rs_da", "rs_rp")}
+    assert noises == {f"noise={n}" for n in ("adv", "code_switch", "none", "rs_da", "rs_rp")}
     # A command-line value of a swept key replaces the config's list; range() and glob() as in training.
     jobs = jobs_of(["experiment=size_grid_cpu", "model=me5-small-6l", "noise=glob(rs_*)", "seed=range(1,4)"])
     assert sorted((job[0], job[1], job[3]) for job in jobs) == sorted(
