@@ -46,6 +46,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError(f"{type(self).__name__} takes no storage_options")
         atomic_torch_save(checkpoint, Path(path))
 
+    def load_checkpoint(self, path, map_location: Any = "cpu", weights_only: bool | None = None) -> dict[str, Any]:
+        """torch.load memory-mapped (Lightning's own reads the whole file): on a resume or `test(ckpt_path=...)`
+        every rank pages the weights and AdamW state in from the page cache the node shares, as they are copied
+        into the model and optimizer, instead of each holding a private copy of the file."""
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"Checkpoint file not found: {path}")
+        return torch.load(path, map_location=map_location, weights_only=weights_only, mmap=True)
+
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint's top-level state without running code from it (`weights_only=True`: tensors and plain

@@ -10,15 +10,17 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.plugins.precision import MixedPrecision
 from pytorch_lightning.strategies import ModelParallelStrategy
+from torch.distributed.fsdp import FSDPModule
 
 from xrobust import random_state
 from xrobust.kinds import get_kind
-from xrobust.models.loading import count_non_embedding_parameters, count_parameters, load_classifier, plain
+from xrobust.models.loading import count_non_embedding_parameters, count_parameters, plain
 from xrobust.noise.base import NoiseMethod
 from xrobust.noise.embeddings import device_generator, resolve_perturbation, split_embeddings
 from xrobust.noise.perturb import sample_ball, token_mask
 from xrobust.predictions import Row, accuracy, gather_from_ranks, unique_by_id
-from xrobust.sharding import mixed_precision_policy, shard_model
+from xrobust.rank_zero_loading import classifier_loader, shard_from_rank_zero
+from xrobust.sharding import mixed_precision_policy
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "LayerNorm.bias")
 
@@ -45,6 +47,7 @@ class TransferModule(pl.LightningModule):
         test_perturbation: dict | None = None,
         task_kind: str = "pair",
         architecture: str | None = None,
+        strategy_target: str | None = None,
     ):
         super().__init__()
         # Plain containers in hparams: a DictConfig there makes the checkpoints fail torch.load(weights_only=True).
@@ -54,7 +57,9 @@ class TransferModule(pl.LightningModule):
         self.hparams.update(optimizer=factory_config(optimizer), scheduler=factory_config(scheduler))
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         num_labels = len(label_names)
-        self.model = load_classifier(
+        # Under FSDP2 only global rank 0 reads the weights; the others get them when configure_model has sharded
+        # the model, so a node holds one copy of the model at start-up rather than one per rank.
+        self.model = classifier_loader(strategy_target)(
             pretrained,
             num_labels=num_labels,
             id2label=dict(enumerate(label_names)),
@@ -155,9 +160,12 @@ class TransferModule(pl.LightningModule):
             random_state.restore_own(checkpoint["rank_random_states"], self.noise, random_state.rank_device(self))
 
     def configure_model(self) -> None:
-        # trainer=fsdp2: shard the model over the data-parallel mesh; other strategies wrap it themselves.
-        if isinstance(self.trainer.strategy, ModelParallelStrategy):
-            shard_model(self.model, self.device_mesh["data_parallel"], mixed_precision_policy(self.trainer.precision))
+        # trainer=fsdp2: shard the model over the data-parallel mesh, filled with global rank 0's weights (the other
+        # ranks built it on the meta device); other strategies wrap it themselves. Once: trainer.test calls it again.
+        strategy = self.trainer.strategy
+        if isinstance(strategy, ModelParallelStrategy) and not isinstance(self.model, FSDPModule):
+            policy = mixed_precision_policy(self.trainer.precision)
+            shard_from_rank_zero(self.model, self.device_mesh["data_parallel"], policy, strategy.root_device)
         # model.compile: in place (state_dict keys unchanged), after sharding; dynamic shapes bound recompilation
         # to about one graph per mode (training, inference) whatever the batch lengths.
         if self.hparams.compile_model:

@@ -5,6 +5,9 @@ root. The embeddings are a unit of their own because the noise methods look them
 (`model.get_input_embeddings()(input_ids)`, then `model(inputs_embeds=...)`): inside the root unit, their
 gradient would arrive after the root had already reduce-scattered its gradients. `get_input_embeddings` is
 registered as an FSDP forward method of the root, so that lookup starts an FSDP pass like a forward does.
+
+A parameter held by several modules (mT5's `shared` embedding is also `encoder.embed_tokens`) must belong to one
+FSDP group: each unit is sharded together with every module outside it that holds one of its parameters.
 """
 
 from __future__ import annotations
@@ -58,9 +61,21 @@ def shard_model(model: nn.Module, mesh: DeviceMesh, policy: MixedPrecisionPolicy
     layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
     if not layers:
         raise TypeError(f"found no transformer layers (GradientCheckpointingLayer) to shard in {type(model).__name__}")
-    for layer in layers:
-        fully_shard(layer, mesh=mesh, mp_policy=policy)
-    fully_shard(model.get_input_embeddings(), mesh=mesh, mp_policy=policy)
+    for unit in [*layers, model.get_input_embeddings()]:
+        fully_shard(tied_group(model, unit), mesh=mesh, mp_policy=policy)
     fully_shard(model, mesh=mesh, mp_policy=policy)
     register_fsdp_forward_method(model, "get_input_embeddings")
     return model
+
+
+def tied_group(model: nn.Module, unit: nn.Module) -> list[nn.Module]:
+    """`unit` and every module of `model` outside it that holds one of its parameters (by identity): the modules
+    `fully_shard` must take as one group, since a tied parameter can be managed by one FSDP group only."""
+    own = {id(p) for p in unit.parameters()}
+    inside = set(unit.modules())
+    aliases = [
+        module
+        for module in model.modules()
+        if module not in inside and any(id(p) in own for p in module.parameters(recurse=False))
+    ]
+    return [unit, *aliases]

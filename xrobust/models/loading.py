@@ -5,6 +5,8 @@
   encoders through the kind's Auto class, T5-family encoder-decoders through their encoder + the kind's head),
   with LoRA applied when `finetune.method` is `lora`. With `weights=False` it builds the architecture alone
   (random init, or on the meta device inside `with torch.device("meta")`), which the planner uses.
+- `load_meta_classifier`: the same classifier on the meta device but for its input embeddings, for the ranks that
+  receive global rank 0's weights once FSDP2 has sharded the model (module.py, sharding.py).
 - `count_parameters`, `count_non_embedding_parameters`: model sizes, total and without the input embeddings.
 - `transformer_layer_classes`: the repeated layer classes of a model, for FSDP's auto-wrap and checkpointing.
 """
@@ -101,6 +103,7 @@ def load_classifier(
     use_safetensors: bool | None = None,
     dtype: Any = "float32",
     task_kind: str = "pair",
+    config_overrides: Mapping[str, Any] | None = None,
 ) -> nn.Module:
     """The model of `task_kind` (a module of xrobust/kinds/) with `num_labels` outputs, LoRA-wrapped when
     `finetune.method == "lora"`: the kind's Auto class (e.g. AutoModelForSequenceClassification), or its head
@@ -113,6 +116,7 @@ def load_classifier(
     True refuses a checkpoint without safetensors. dtype: the parameters' dtype when loading weights; fp32 by
     default because Lightning's mixed precision keeps the parameters as the fp32 master copy and autocasts
     (transformers 5 would otherwise load a checkpoint saved in bf16/fp16 as is); None keeps the checkpoint's.
+    config_overrides: config attributes set when loading weights (e.g. num_hidden_layers=0).
     """
     kind = get_kind(task_kind)
     labels: dict[str, Any] = {"num_labels": num_labels}
@@ -130,6 +134,7 @@ def load_classifier(
             "use_safetensors": use_safetensors,
             "dtype": dtype if dtype is not None else "auto",
             **build_kwargs,
+            **(config_overrides or {}),
         }
         with hub_errors(pretrained):
             config = load_config(pretrained, trust_remote_code=trust_remote_code)
@@ -151,6 +156,31 @@ def load_classifier(
         else:
             model = kind.auto_model().from_config(config, trust_remote_code=trust_remote_code, **build_kwargs)
     return apply_finetune(model, finetune, config.model_type)
+
+
+def load_meta_classifier(pretrained: str | Path, num_labels: int, **kwargs: Any) -> nn.Module:
+    """`load_classifier(pretrained, num_labels, **kwargs)` built on the meta device, but for its input-embedding
+    matrix, loaded from `pretrained` (with no transformer layers, so only the embeddings are read). For a rank that
+    gets global rank 0's weights after sharding: the noise methods and the perturbed test measure the embedding
+    matrix before that (its median row norm, its nearest neighbours), the rest needs no memory until sharded."""
+    import torch
+
+    architecture = kwargs.pop("architecture", None)  # checked; the skeleton is the checkpoint's own config
+    if architecture is not None:
+        with hub_errors(pretrained):
+            config = load_config(pretrained, trust_remote_code=kwargs.get("trust_remote_code", False))
+            _check_architecture(config, load_config(architecture=architecture), architecture, pretrained)
+    with torch.device("meta"):
+        model = load_classifier(pretrained, num_labels, weights=False, **kwargs).to(torch.float32)
+    kwargs["finetune"] = None
+    layerless = load_classifier(pretrained, num_labels, config_overrides={"num_hidden_layers": 0}, **kwargs)
+    skeleton = model.get_input_embeddings().weight
+    loaded = layerless.get_input_embeddings().weight.requires_grad_(skeleton.requires_grad)
+    for module in model.modules():  # every holder of the parameter (mT5's `shared` and `encoder.embed_tokens`)
+        for name, param in list(module.named_parameters(recurse=False)):
+            if param is skeleton:
+                setattr(module, name, loaded)
+    return model
 
 
 def _check_architecture(loaded, shipped, architecture, pretrained) -> None:

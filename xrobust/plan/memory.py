@@ -180,7 +180,10 @@ def estimate(setup: Setup) -> Plan:
     notes["reserve"] = (
         "process: libraries + tokenizer" if setup.accelerator == "cpu" else "CUDA context, NCCL, fragmentation"
     )
-    host = setup.devices * 4 * P / GIB  # every rank of a node builds the full fp32 model in TransferModule.__init__
+    # TransferModule.__init__ builds the fp32 model on every rank of a node; under FSDP2 the ranks other than 0 hold
+    # only its input embeddings (xrobust/rank_zero_loading.py) until it is sharded.
+    others = inv.embeddings if setup.rank_zero_loading else P
+    host = 4 * (P + (setup.devices - 1) * others) / GIB
     # lightning_fabric's _atomic_save torch.saves the whole checkpoint (weights + optimizer state) into a BytesIO
     # before writing it; FSDP's sharded checkpoints and DeepSpeed write per-rank shards instead.
     full_save = setup.strategy in ("single", "ddp") or (setup.strategy == "fsdp" and setup.sharding == "NO_SHARD")

@@ -82,7 +82,13 @@ def format_plan(plan: Plan, recommended: str | None = None) -> str:
             lines.append(f"    also fits: {row['change']}: {row['overrides']} -> {row['total_gib']:.1f} GiB")
     else:
         lines.append("  no single change or pair of changes tried makes it fit")
-    if s.accelerator == "gpu" and s.world > 1:
+    if s.accelerator == "gpu" and s.world > 1 and s.rank_zero_loading:
+        lines.append(
+            f"  host RAM    rank 0 builds the full fp32 model, the other ranks its input embeddings only: "
+            f"{4 * inv.total / GIB:.1f} + {s.devices - 1} x {4 * inv.embeddings / GIB:.1f} = "
+            f"{plan.host_gib_per_node:.0f} GiB per node at start-up"
+        )
+    elif s.accelerator == "gpu" and s.world > 1:
         lines.append(
             f"  host RAM    every rank builds the full fp32 model before sharding: {s.devices} x "
             f"{4 * inv.total / GIB:.1f} = {plan.host_gib_per_node:.0f} GiB per node at start-up"

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from xrobust.errors import XrobustError
 from xrobust.noise.cost import StepMemory, StepPasses
 from xrobust.plan.gpus import gpu_of
+from xrobust.rank_zero_loading import loads_on_rank_zero
 
 GIB = 2**30
 
@@ -48,6 +49,8 @@ class Setup:
     noise: str = "none"
     noise_memory: StepMemory = StepMemory()  # what the noise method declares (NoiseMethod.step_memory)
     noise_passes: StepPasses = StepPasses()  # (NoiseMethod.step_passes)
+    # trainer=fsdp2: only rank 0 loads the weights, the other ranks build on meta (xrobust/rank_zero_loading.py)
+    rank_zero_loading: bool = False
 
     @property
     def world(self) -> int:
@@ -119,6 +122,7 @@ def setup_from_config(cfg: DictConfig) -> Setup:
         noise=noise,
         noise_memory=noise_memory,
         noise_passes=noise_passes,
+        rank_zero_loading=loads_on_rank_zero(OmegaConf.select(trainer, "strategy._target_")),
     )
 
 
