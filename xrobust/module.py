@@ -73,7 +73,9 @@ class TransferModule(pl.LightningModule):
         # from_pretrained returns eval mode and Lightning keeps submodule modes as found: turn dropout back on.
         self.model.train()
         if gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
+            # Non-reentrant, whatever the transformers version's default (4.x: reentrant, which breaks DDP's hooks
+            # when a noise method runs several forwards a step, and drops layer gradients under frozen embeddings).
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if freeze_embeddings:
             self.model.get_input_embeddings().weight.requires_grad_(False)
         # Counted here, before any strategy wraps the model: FSDP1 flattens and ZeRO-3 empties what it shards.
