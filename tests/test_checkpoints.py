@@ -68,7 +68,7 @@ def sharded_folder(path, step: int) -> None:
     torch.save({"global_step": step}, path / _METADATA_FILENAME)
 
 
-def test_torn_sharded_folders_are_set_aside(tmp_path):
+def test_torn_sharded_folders_are_set_aside(tmp_path, caplog):
     folder = tmp_path / "checkpoints"
     for name in ("last.ckpt", "last-v1.ckpt", "best-step4.ckpt"):
         sharded_folder(folder / name, 4)
@@ -78,6 +78,7 @@ def test_torn_sharded_folders_are_set_aside(tmp_path):
     shard.write_bytes(shard.read_bytes()[:100])  # an in-place rewrite killed: old .metadata, half a new shard
     assert set_aside_torn(tmp_path) == [folder / "last-v1.ckpt", folder / "last.ckpt"]
     assert sorted(p.name for p in folder.iterdir()) == ["best-step4.ckpt", "last-v1.ckpt.torn", "last.ckpt.torn"]
+    assert "no whole checkpoint left in" in caplog.text and "this stage starts afresh" in caplog.text
 
 
 def test_a_swap_cut_short_leaves_one_whole_checkpoint(tmp_path):
