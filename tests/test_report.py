@@ -107,7 +107,7 @@ def test_report_writes_every_file_with_the_expected_rows(sweep, capsys, tmp_path
     assert md in stdout
     lines = [line for line in md.splitlines() if line.startswith("|")]
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
-    assert header == ["model", "params", "noise", "seeds", *LANGS, "target mean", "transfer gap"]
+    assert header == ["model", "params", "noise", "seeds", *LANGS, "target mean", "all-language mean", "transfer gap"]
     body = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
     assert [row[:3] for row in body] == [
         ["big", "1.0B", "none"],
@@ -116,13 +116,13 @@ def test_report_writes_every_file_with_the_expected_rows(sweep, capsys, tmp_path
         ["small", "100M", "adv"],
         ["majority class", "", ""],
     ]
-    assert body[0][4:] == ["83.3", "83.3", "83.3", "83.3", "+0.0"]
+    assert body[0][4:] == ["83.3", "83.3", "83.3", "83.3", "83.3", "+0.0"]
     assert body[4][4:7] == ["33.3", "33.3", "33.3"]
 
     diff = read_csv(out / "size_diff.csv")
     assert list(diff[0]) == SIZE_DIFF_COLUMNS
-    # 2 size gaps (none, adv) + 1 change (adv vs none), each on 3 languages + the target mean.
-    assert len(diff) == 3 * (len(LANGS) + 1)
+    # 2 size gaps (none, adv) + 1 change (adv vs none), each on 3 languages + the target and all-language means.
+    assert len(diff) == 3 * (len(LANGS) + 2)
     gap = {(r["kind"], r["noise"], r["lang"]): float(r["diff"]) for r in diff}
     assert gap[(SIZE, "none", "de")] == pytest.approx(10 / 60)
     assert gap[(SIZE, "adv", TARGET_MEAN)] == pytest.approx(5 / 60)

@@ -124,7 +124,9 @@ def test_a_sweep_over_noise_eps_reports_one_row_per_eps(eps_sweep, capsys, tmp_p
     assert [row[:3] for row in diff] == [["noise", "noise.eps", "seeds"], ["none", "-", "1,2"]] + [
         ["rs_rp", eps, "1,2"] for eps in ("0.5", "0.9")
     ]
-    assert diff[1][3].startswith("**+22.2 ± 0.0 [") and diff[3][3].startswith("+0.0 ± 0.0 [+0.0, +0.0]")
+    # Two seeds: no significance (MIN_SEEDS = 3), however clear the gap.
+    assert diff[1][3].startswith("+22.2 ± 0.0 [") and diff[3][3].startswith("+0.0 ± 0.0 [+0.0, +0.0]")
+    assert "Rows with fewer than 3 seeds: significance n/a (never bold)" in stdout
     assert "Non-embedding (body) parameters: 21.6M vs 11.0M." in stdout
     assert "pairs within each model family" in stdout
     change = table_rows(stdout, "(larger - smaller)[noise] - (larger - smaller)[none, noise.eps=-]")
@@ -211,12 +213,12 @@ def test_older_results_without_family_or_body_compare_every_pair_by_total_and_sa
     assert "Size = total parameters, embeddings included (results.json lacks model.non_embedding_parameters" in out
     # The family still comes from the config snapshot (config.model.family).
     assert "pairs within each model family" in out
-    assert "One seed: the interval covers test-set sampling only, not training randomness." in out
+    assert "One seed (1): the interval covers test-set sampling only, not training randomness." in out
 
 
 def test_generalized_and_perturbed_read_outs_get_intervals(tmp_path, capsys):
     root = tmp_path / "sweep"
-    for seed in (1, 2):
+    for seed in (1, 2, 3):  # 3 seeds: the fewest with significance
         for noise, big, small in [({"name": "none"}, 0.8, 0.6), ({"name": "rs_rp", "eps": 0.9}, 0.8, 0.7)]:
             write_job(root, ME5, noise, seed, big, generalized=LANGS, perturbed=big - 0.1)
             write_job(root, ME5_6L, noise, seed, small, generalized=LANGS, perturbed=small - 0.2)
@@ -234,7 +236,7 @@ def test_generalized_and_perturbed_read_outs_get_intervals(tmp_path, capsys):
     small_row = next(row for row in along_noise if row[0] == "me5-small-6l")
     assert small_row[1] == "rs_rp - none" and small_row[3].startswith("**+10.0")
     perturbed = table_rows(stdout, "perturbed read-out (eval.perturbed: clean classifier, noisy test input): me5")
-    assert perturbed[1][:2] == ["none", "1,2"] and perturbed[1][-1].startswith("**+30.0")
+    assert perturbed[1][:2] == ["none", "1,2,3"] and perturbed[1][-1].startswith("**+30.0")
     with open(out / "size_diff.csv", newline="") as handle:
         measures = {row["measure"] for row in csv.DictReader(handle)}
     assert measures == {"accuracy", "perturbed", "generalized"}

@@ -71,7 +71,8 @@ def summary_metrics(results: dict[str, Any]) -> dict[str, Any]:
     model = results["model"]
     summary = {
         "english_accuracy": results["english_accuracy"],
-        "target_mean": results["target_mean"],
+        "target_mean": results["target_mean"],  # without the source language
+        "all_language_mean": results.get("all_language_mean"),  # with it: the XTREME convention
         "transfer_gap": results["transfer_gap"],
         "model/num_parameters": model["num_parameters"],
         "model/non_embedding_parameters": model["non_embedding_parameters"],

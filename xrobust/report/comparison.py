@@ -1,10 +1,11 @@
 """One contrast of one task, estimated: per test set and on the mean over sets, the difference with its interval
 and its raw and row-adjusted p-values.
 
-Statistics (see bootstrap.py): a two-stage bootstrap over the seeds every setting ran, then the test items,
-drawn jointly across parallel test sets; percentile intervals; bootstrap p-values adjusted across the cells of
-the row (its sets and their mean) by Holm (default) or Benjamini-Hochberg; optionally a paired sign-flip
-permutation p-value per cell, adjusted the same way.
+Statistics (see bootstrap.py): over the seeds every setting ran, a t(k - 1) seed part beside a bootstrap of the
+test items, drawn jointly across parallel test sets; percentile intervals; p-values adjusted across the cells
+of the row (its sets and their means) by Holm (default) or Benjamini-Hochberg; optionally a paired sign-flip
+permutation p-value per cell, adjusted the same way. Below MIN_SEEDS seeds a row has no p-values and no bold:
+one seed says nothing about training randomness, two say too little.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xrobust.report.bootstrap import TARGET_MEAN, Estimate, estimate, sign_flip_p
+from xrobust.report.bootstrap import ALL_MEAN, MIN_SEEDS, TARGET_MEAN, Estimate, estimate, sign_flip_p
 from xrobust.report.contrasts import Grid, Term
 from xrobust.report.corrections import HOLM, adjust
 from xrobust.report.identity import NOISE
@@ -62,8 +63,9 @@ class Comparison:
     n_items: dict[str, int]
     estimates: dict[str, Estimate]
     seed_std: dict[str, float | None]
-    p: dict[str, float]
-    p_adjusted: dict[str, float]
+    # None per cell below MIN_SEEDS seeds: significance not assessed.
+    p: dict[str, float | None]
+    p_adjusted: dict[str, float | None]
     resampling: str
     correction: str
     alpha: float
@@ -102,14 +104,20 @@ class Comparison:
     def smaller_accuracy(self) -> dict[str, float]:
         return self.second_accuracy
 
+    @property
+    def assessed(self) -> bool:
+        """Whether the row has enough seeds for significance (MIN_SEEDS)."""
+        return len(self.seeds) >= MIN_SEEDS
+
     def significant(self, column: str) -> bool:
-        """Bold: the row-adjusted bootstrap p-value is below 1 - level."""
-        return self.p_adjusted[column] < self.alpha
+        """Bold: enough seeds, and the row-adjusted p-value is below 1 - level."""
+        adjusted = self.p_adjusted[column]
+        return adjusted is not None and adjusted < self.alpha
 
     def n_items_of(self, column: str) -> int:
         if column == TARGET_MEAN:
             return sum(self.n_items[s] for s in self.languages if s != self.source_language)
-        if column == MIXED_MEAN:
+        if column in (MIXED_MEAN, ALL_MEAN):
             return sum(self.n_items.values())
         return self.n_items[column]
 
@@ -125,10 +133,11 @@ def estimate_contrast(grid: Grid, terms: list[Term], seeds: list[int], measure: 
         means = {MIXED_MEAN: list(sets)}
         columns = [MIXED_MEAN]
     else:
-        means = {TARGET_MEAN: [lang for lang in grid.targets if lang in sets]}
-        columns = [*sets, TARGET_MEAN]
+        means = {TARGET_MEAN: [lang for lang in grid.targets if lang in sets], ALL_MEAN: list(sets)}
+        columns = [*sets, TARGET_MEAN, ALL_MEAN]
     estimates, p = estimate(sets, means, options.n_boot, options.seed, options.level, joint=parallel)
-    p = {col: p[col] for col in columns}
+    assessed = len(seeds) >= MIN_SEEDS
+    p = {col: p[col] if assessed else None for col in columns}
     per_seed = [_with_means({n: float(c.values[i].mean()) for n, c in sets.items()}, means) for i in range(len(seeds))]
     seed_std = {
         col: float(np.std([row[col] for row in per_seed], ddof=1)) if len(seeds) > 1 else None
@@ -154,7 +163,7 @@ def estimate_contrast(grid: Grid, terms: list[Term], seeds: list[int], measure: 
         estimates=estimates,
         seed_std=seed_std,
         p=p,
-        p_adjusted=adjust(p, options.correction),
+        p_adjusted=adjust(p, options.correction) if assessed else p,
         resampling=JOINT if parallel and len(sets) > 1 else INDEPENDENT,
         correction=options.correction,
         alpha=options.alpha,

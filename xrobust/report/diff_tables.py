@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from xrobust.report.bootstrap import TARGET_MEAN
+from xrobust.report.bootstrap import ALL_MEAN, MIN_SEEDS, TARGET_MEAN
 from xrobust.report.comparison import INDEPENDENT, JOINT, MIXED_MEAN, NOISE_CHANGE, SIZE, Comparison
 from xrobust.report.corrections import CORRECTION_NAMES
 from xrobust.report.formatting import markdown_table, p_text
@@ -54,7 +54,7 @@ MEASURE_TITLES = {
     PERTURBED: ", perturbed read-out (eval.perturbed: clean classifier, noisy test input)",
     GENERALIZED: ", generalized setting (mixed-pair mean: sentence 1 in A, sentence 2 in B)",
 }
-COLUMN_TITLES = {TARGET_MEAN: "target mean", MIXED_MEAN: "mixed-pair mean"}
+COLUMN_TITLES = {TARGET_MEAN: "target mean", ALL_MEAN: "all-language mean", MIXED_MEAN: "mixed-pair mean"}
 
 
 def setting_text(labels: dict[str, str]) -> str:
@@ -97,7 +97,7 @@ def size_diff_rows(comparisons: list[Comparison]) -> list[dict]:
                     "p": comp.p[col],
                     "p_adjusted": comp.p_adjusted[col],
                     "correction": comp.correction,
-                    "significant": comp.significant(col),
+                    "significant": comp.significant(col) if comp.assessed else "n/a",
                     "p_perm": (comp.p_perm or {}).get(col),
                     "p_perm_adjusted": (comp.p_perm_adjusted or {}).get(col),
                 }
@@ -118,6 +118,8 @@ def diff_cell(comp: Comparison, col: str) -> str:
 
 
 def p_cell(comp: Comparison, col: str) -> str:
+    if not comp.assessed:
+        return "n/a"
     text = f"{p_text(comp.p[col])} / {p_text(comp.p_adjusted[col])}"
     if comp.p_perm is not None:
         text += f"; perm {p_text(comp.p_perm[col])} / {p_text(comp.p_perm_adjusted[col])}"
@@ -138,28 +140,36 @@ def legend(comps: list[Comparison], n_boot: int, what: str, p_table: bool = True
     else:
         items = "test items drawn jointly across parallel test sets, within each set otherwise (see size_diff.csv)"
     n_seeds = {len(comp.seeds) for comp in comps}
+    seed_lists = sorted({",".join(map(str, comp.seeds)) for comp in comps})
     if n_seeds == {1}:
-        seeds = "One seed: the interval covers test-set sampling only, not training randomness."
-    elif 1 in n_seeds:
-        seeds = (
-            "Rows with several seeds: the interval covers seeds and test items; rows with one seed: test items only."
-        )
+        seeds = f"One seed ({seed_lists[0]}): the interval covers test-set sampling only, not training randomness."
     else:
         seeds = (
-            "The interval covers training randomness (seeds) and test-set sampling; with few seeds the seed part "
-            "is rough."
+            f"Seeds {' / '.join(seed_lists)}: the interval adds a t(k - 1) seed part (k seeds, the spread of the "
+            "per-seed differences) to the test-item part, so a few seeds give a wide interval."
+        )
+    if min(n_seeds) < MIN_SEEDS:
+        seeds += (
+            f" Rows with fewer than {MIN_SEEDS} seeds: significance n/a (never bold): one or two seeds cannot tell "
+            "a size gap from training randomness."
         )
     if len(first.columns) > 1:
-        bold = f"{name}-adjusted bootstrap p < {first.alpha:.2f} over the {len(first.columns)} cells of the row"
+        bold = f"{name}-adjusted p < {first.alpha:.2f} over the {len(first.columns)} cells of the row"
     else:
-        bold = f"bootstrap p < {first.alpha:.2f} (one cell per row: nothing to adjust)"
+        bold = f"p < {first.alpha:.2f} (one cell per row: nothing to adjust)"
     perm = " (perm: paired sign-flip permutation test, given the trained models)" if first.p_perm is not None else ""
     p_values = f" p-values below as raw / adjusted{perm}." if p_table else ""
+    means = ""
+    if ALL_MEAN in first.columns:
+        means = (
+            f" target mean: over the languages other than {first.source_language}; all-language mean: over every "
+            f"language, {first.source_language} included (the XTREME convention)."
+        )
     return (
-        f"Cells: accuracy difference in points, {what}, on the same test items, mean over seeds. Brackets: "
-        f"{level}% percentile interval of a two-stage bootstrap ({n_boot} resamples): seeds resampled, then "
-        f"{items}. {seeds} ± = standard deviation of the per-seed difference (descriptive, several seeds only). "
-        f"**Bold**: {bold}; the interval itself is not adjusted.{p_values}"
+        f"Cells: accuracy difference in points, {what}, on the same test items, mean over seeds.{means} Brackets: "
+        f"{level}% percentile interval ({n_boot} resamples) of {items}, plus the seed part. {seeds} ± = standard "
+        f"deviation of the per-seed difference (descriptive, several seeds only). **Bold**: {bold}; the interval "
+        f"itself is not adjusted.{p_values}"
     )
 
 

@@ -1,5 +1,6 @@
 """Task-group scores, as XTREME-R scores a category: the mean over the group's tasks of each task's mean
-accuracy over its target languages, per model, noise and seed.
+accuracy, per model, noise and seed, twice: over every language with the source (the XTREME / XTREME-R
+convention, comparable with the literature) and over the target languages only (zero-shot transfer).
 
 `GroupScoreCallback` is a Hydra callback (conf/task_group/*.yaml) that writes group_scores.json in the sweep
 folder when the multirun ends; `xrobust-report` prints the same table for any sweep with grouped jobs.
@@ -28,6 +29,10 @@ def target_mean(job: Job) -> float:
     return sum(targets) / len(targets)
 
 
+def all_language_mean(job: Job) -> float:
+    return sum(job.accuracy.values()) / len(job.accuracy)
+
+
 def group_scores(jobs: list[Job]) -> list[dict[str, Any]]:
     """One row per (group, model, noise, other settings, seed); a setting that misses a task of its group says which."""
     settings: dict[tuple, dict[str, Job]] = {}
@@ -43,6 +48,7 @@ def group_scores(jobs: list[Job]) -> list[dict[str, Any]]:
     for (name, model, noise, setting, seed), by_task in sorted(settings.items()):
         tasks = members[name]
         means = {task: target_mean(by_task[task]) for task in tasks if task in by_task}
+        all_means = {task: all_language_mean(by_task[task]) for task in tasks if task in by_task}
         missing = [task for task in tasks if task not in by_task]
         rows.append(
             {
@@ -52,8 +58,10 @@ def group_scores(jobs: list[Job]) -> list[dict[str, Any]]:
                 "setting": setting,
                 "seed": seed,
                 "tasks": means,
+                "tasks_all_languages": all_means,
                 "missing": missing,
                 "score": sum(means.values()) / len(means) if not missing else None,
+                "score_all_languages": sum(all_means.values()) / len(all_means) if not missing else None,
             }
         )
     return rows
@@ -65,15 +73,27 @@ def group_markdown(rows: list[dict[str, Any]]) -> str:
     for group in sorted({row["group"] for row in rows}):
         mine = [row for row in rows if row["group"] == group]
         tasks = sorted({task for row in mine for task in row["tasks"]} | {t for row in mine for t in row["missing"]})
-        header = ["model", "noise", "seed", *[f"{task} targets" for task in tasks], "group score"]
+        header = ["model", "noise", "seed"]
+        header += [f"{task} {what}" for what in ("all", "targets") for task in tasks]
+        header += ["group score (all languages)", "group score (targets)"]
         body = []
         for row in mine:
-            cells = [f"{100 * row['tasks'][t]:.1f}" if t in row["tasks"] else "missing" for t in tasks]
-            score = f"{100 * row['score']:.1f}" if row["score"] is not None else "incomplete"
+            cells = [
+                f"{100 * row[field][t]:.1f}" if t in row[field] else "missing"
+                for field in ("tasks_all_languages", "tasks")
+                for t in tasks
+            ]
+            scores = [
+                f"{100 * row[field]:.1f}" if row[field] is not None else "incomplete"
+                for field in ("score_all_languages", "score")
+            ]
             noise = ", ".join(part for part in (row["noise"], row["setting"]) if part)
-            body.append([row["model"], noise, str(row["seed"]), *cells, score])
-        out.append(f"Task group {group} (accuracy %, mean over target languages):\n")
-        out.append(markdown_table(header, body, ["l", "l", "r", *["r"] * (len(tasks) + 1)]))
+            body.append([row["model"], noise, str(row["seed"]), *cells, *scores])
+        out.append(
+            f"Task group {group} (accuracy %): each task's mean over all its languages, source included (the "
+            "XTREME / XTREME-R convention), and over its target languages only; the group scores average them:\n"
+        )
+        out.append(markdown_table(header, body, ["l", "l", "r", *["r"] * (2 * len(tasks) + 2)]))
     return "\n".join(out)
 
 

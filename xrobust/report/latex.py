@@ -63,7 +63,7 @@ def table(header: list[str], rows: list[list[str]], align: str, caption: str) ->
 def accuracy_table(task: str, task_jobs: list[Job], baseline: str) -> str:
     languages, targets, rows = accuracy_rows(task_jobs, baseline)
     keys = [MODEL, "params", NOISE, *extra_keys(task_jobs)]
-    header = [escape(k) for k in keys] + [escape(lang) for lang in languages] + ["target mean"]
+    header = [escape(k) for k in keys] + [escape(lang) for lang in languages] + ["target mean", "all-lang. mean"]
 
     def pct(value):
         return "" if value is None else f"{100 * value:.1f}"
@@ -71,18 +71,19 @@ def accuracy_table(task: str, task_jobs: list[Job], baseline: str) -> str:
     body = [
         [escape(row["labels"].get(k, row["params"] if k == "params" else "")) for k in keys]
         + [pct(row["accuracy"][lang]) for lang in languages]
-        + [pct(row["target_mean"])]
+        + [pct(row["target_mean"]), pct(row["all_mean"])]
         for row in rows
     ]
     base = majority_row(task_jobs, languages, targets)
     if base is not None:
         body.append(["majority class", *("" for _ in keys[1:]), *(pct(base[lang]) for lang in languages)])
-        body[-1].append(pct(base.get("target_mean")))
+        body[-1] += [pct(base.get("target_mean")), pct(base["all_mean"])]
     caption = escape(
-        f"{task}: test accuracy (%), mean over the seeds of each setting; target mean over the "
-        f"{len(targets)} languages other than {task_jobs[0].source_language}."
+        f"{task}: test accuracy (%), mean over seeds {','.join(map(str, sorted({j.seed for j in task_jobs})))}; "
+        f"target mean over the {len(targets)} languages other than {task_jobs[0].source_language}; all-language "
+        "mean over every language (the XTREME convention)."
     )
-    return table(header, body, "l" * len(keys) + "r" * (len(languages) + 1), caption)
+    return table(header, body, "l" * len(keys) + "r" * (len(languages) + 2), caption)
 
 
 def diff_cell(comp: Comparison, col: str) -> str:

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from xrobust.report.bootstrap import TARGET_MEAN  # noqa: E402
+from xrobust.report.bootstrap import ALL_MEAN, TARGET_MEAN  # noqa: E402
 from xrobust.report.collect import Job  # noqa: E402
 from xrobust.report.comparison import SIZE, Comparison  # noqa: E402
 from xrobust.report.identity import MODEL, setting_text  # noqa: E402
@@ -94,8 +94,9 @@ def size_diff_plot(comparisons: list[Comparison], path: Path) -> Path:
                 label=f"{setting_text(comp.condition)} (seeds {','.join(map(str, comp.seeds))})",
             )
         ax.axhline(0, color="grey", linewidth=0.8)
-        ax.axvline(len(columns) - 1.5, color="grey", linewidth=0.5, linestyle=":")
-        ax.set_xticks(x, [c.replace(TARGET_MEAN, "target\nmean") for c in columns])
+        ax.axvline(len(columns) - 2.5, color="grey", linewidth=0.5, linestyle=":")
+        names = {TARGET_MEAN: "target\nmean", ALL_MEAN: "all-lang.\nmean"}
+        ax.set_xticks(x, [names.get(c, c) for c in columns])
         ax.set_ylabel("accuracy difference (points)")
         level = int(round(100 * (1 - comps[0].alpha)))
         ax.set_title(f"{task}: {larger} minus {smaller}, {level}% bootstrap intervals (seeds and items)", fontsize=10)

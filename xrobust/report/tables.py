@@ -14,6 +14,7 @@ from xrobust.report.collect import Job
 from xrobust.report.compare import noise_order, sort_values
 from xrobust.report.formatting import markdown_table, pct
 from xrobust.report.identity import MODEL, NOISE, setting_text
+from xrobust.report.readouts import classifiers
 from xrobust.report.sizes import model_sizes
 
 TIDY_COLUMNS = [
@@ -32,7 +33,15 @@ TIDY_COLUMNS = [
     "non_embedding_parameters",
     "setting",
     "perturbed_accuracy",
+    "classifier",
+    "perturbed_classifier",
 ]
+
+
+def seed_text(seeds) -> str:
+    """'seed 1' or 'seeds 1,2,3'."""
+    seeds = list(seeds)
+    return f"seed{'s' if len(seeds) > 1 else ''} {','.join(map(str, seeds))}"
 
 
 def by_task(jobs: list[Job]) -> dict[str, list[Job]]:
@@ -83,6 +92,8 @@ def tidy_rows(jobs: list[Job]) -> list[dict]:
             "non_embedding_parameters": job.non_embedding_parameters,
             "setting": setting_text(job.labels),
             "perturbed_accuracy": (job.perturbed_accuracy or {}).get(lang),
+            "classifier": classifiers(job)[0],
+            "perturbed_classifier": classifiers(job)[1],
         }
         for job in jobs
         for lang, accuracy in job.accuracy.items()
@@ -107,6 +118,7 @@ def accuracy_rows(task_jobs: list[Job], baseline: str) -> tuple[list[str], list[
         }
         present = [acc[lang] for lang in targets if acc[lang] is not None]
         target_mean = float(np.mean(present)) if present else None
+        every = [value for value in acc.values() if value is not None]
         gap = None if acc.get(source) is None or target_mean is None else acc[source] - target_mean
         rows.append(
             {
@@ -115,6 +127,7 @@ def accuracy_rows(task_jobs: list[Job], baseline: str) -> tuple[list[str], list[
                 "seeds": ",".join(str(job.seed) for job in runs),
                 "accuracy": acc,
                 "target_mean": target_mean,
+                "all_mean": float(np.mean(every)) if every else None,
                 "gap": gap,
             }
         )
@@ -133,6 +146,7 @@ def majority_row(task_jobs: list[Job], languages: list[str], targets: list[str])
     base = {lang: float(np.mean(values)) for lang, values in majority.items()}
     if targets:
         base["target_mean"] = float(np.mean([base[lang] for lang in targets]))
+    base["all_mean"] = float(np.mean([base[lang] for lang in languages]))
     return base
 
 
@@ -143,11 +157,13 @@ def results_markdown(jobs: list[Job], baseline: str = "none") -> str:
         languages, targets, rows = accuracy_rows(task_jobs, baseline)
         keys = extra_keys(task_jobs)
         source = task_jobs[0].source_language
-        header = [MODEL, "params", NOISE, *keys, "seeds", *languages, "target mean", "transfer gap"]
+        header = [MODEL, "params", NOISE, *keys, "seeds", *languages, "target mean", "all-language mean"]
+        header.append("transfer gap")
         body = [
             [row["labels"][MODEL], row["params"], row["labels"][NOISE], *(row["labels"][k] for k in keys), row["seeds"]]
             + [pct(row["accuracy"][lang]) for lang in languages]
-            + [pct(row["target_mean"]), "" if row["gap"] is None else f"{100 * row['gap']:+.1f}"]
+            + [pct(row["target_mean"]), pct(row["all_mean"])]
+            + ["" if row["gap"] is None else f"{100 * row['gap']:+.1f}"]
             for row in rows
         ]
         base = majority_row(task_jobs, languages, targets)
@@ -155,13 +171,16 @@ def results_markdown(jobs: list[Job], baseline: str = "none") -> str:
             body.append(
                 ["majority class", "", "", *("" for _ in keys), ""]
                 + [pct(base[lang]) for lang in languages]
-                + [pct(base.get("target_mean")), ""]
+                + [pct(base.get("target_mean")), pct(base["all_mean"]), ""]
             )
-        align = ["l", "r", "l", *("l" for _ in keys), "l", *("r" for _ in languages), "r", "r"]
+        align = ["l", "r", "l", *("l" for _ in keys), "l", *("r" for _ in languages), "r", "r", "r"]
+        seeds = sorted({job.seed for job in task_jobs})
         sections.append(
             f"## {task}: test accuracy (%)\n\n"
-            f"Mean over the seeds listed; target mean = mean over the {len(targets)} languages other than {source}; "
-            f"transfer gap = {source} minus target mean (points).\n\n" + markdown_table(header, body, align)
+            f"Mean over the seeds listed ({seed_text(seeds)} in all); target mean = mean over the {len(targets)} "
+            f"languages other than {source}; all-language mean = mean over all {len(languages)}, {source} included "
+            f"(the XTREME convention); transfer gap = {source} minus target mean (points).\n\n"
+            + markdown_table(header, body, align)
         )
     return "\n\n".join(sections) + "\n"
 
