@@ -69,8 +69,8 @@ def test_selection_on_dev_en_compares_each_size_at_its_best_english_setting(tmp_
     code, out, err = run_report(args, capsys)
     assert code == 0, err
     selection = (tmp_path / "r" / "selection.md").read_text()
-    assert "| toy | me5-small, none | 1 | optim.lr_scale=1 | 80.0 |" in selection
-    assert "| toy | me5-small-6l, none | 2 | optim.lr_scale=0.5 | 60.0 |" in selection
+    assert "| toy | me5-small, none | 1,2 | optim.lr_scale=1 | 80.0 |" in selection
+    assert "| toy | me5-small-6l, none | 1,2 | optim.lr_scale=0.5 | 60.0 |" in selection
     assert "optim.lr_scale=2: 75.0" in selection  # every candidate's dev-en accuracy is listed
     with open(tmp_path / "r" / "size_diff.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -78,7 +78,7 @@ def test_selection_on_dev_en_compares_each_size_at_its_best_english_setting(tmp_
     assert {(row["larger"], row["smaller"]) for row in rows} == {("me5-small", "me5-small-6l")}
     assert {round(float(row["diff"]), 6) for row in rows if row["lang"] == TARGET_MEAN} == {0.1}
     assert "optim.lr_scale" not in (tmp_path / "r" / "results.md").read_text()  # one selected job per cell
-    assert "Settings selected on dev-en" in out
+    assert "Learning rates selected on dev-en" in out
 
 
 def test_without_selection_each_setting_is_its_own_row(tmp_path, capsys):

@@ -26,6 +26,8 @@ from xrobust.report.groups import group_markdown, group_scores
 from xrobust.report.identity import MODEL, NOISE
 from xrobust.report.item_rows import ACCURACY, GENERALIZED, PERTURBED
 from xrobust.report.plots import heatmap, size_diff_plot
+from xrobust.report.readouts import classifier_notes
+from xrobust.report.seeds import common_seeds
 from xrobust.report.selection import SELECT_ON, select, selection_markdown
 from xrobust.report.sizes import basis_text, model_sizes, parse_pairs
 from xrobust.report.tables import TIDY_COLUMNS, by_task, generalized_markdown, results_markdown, tidy_rows
@@ -80,8 +82,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--select-on",
         choices=SELECT_ON,
         default=None,
-        help="per task, model, noise and seed, keep only the setting (e.g. optim.lr_scale) whose selected checkpoint "
-        "scored best on English dev, before any table; selection.md says which setting each cell used",
+        help="per task and setting (model, noise and its method keys), keep only the learning rate (optim.lr, "
+        "optim.lr_scale) whose selected checkpoints scored best on English dev on average over the seeds, before any "
+        "table; selection.md says which one each cell used",
+    )
+    parser.add_argument(
+        "--select-over",
+        default=None,
+        metavar="KEY,...",
+        help="with --select-on: further keys chosen on English dev beside the learning rate (default: none)",
     )
     parser.add_argument("--latex", action="store_true", help="also write tables.tex (booktabs)")
     args = parser.parse_args(argv)
@@ -91,6 +100,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--level must lie in [0.5, 1)")
     if args.permutations < 0:
         parser.error("--permutations must be >= 0")
+    args.select_over = [key for key in (args.select_over or "").split(",") if key]
     try:
         args.pairs = parse_pairs(args.pairs)
     except ValueError as err:
@@ -126,12 +136,16 @@ def report(args: argparse.Namespace) -> dict[str, Path]:
     jobs = collect(args.sweep)
     files: dict[str, Path] = {}
     if args.select_on:
-        jobs, choices = select(jobs, keep_apart=args.compare)
+        jobs, choices = select(jobs, keep_apart=args.compare, select_over=args.select_over)
         selection_md = selection_markdown(choices, args.select_on)
         files["selection_md"] = out / "selection.md"
         files["selection_md"].parent.mkdir(parents=True, exist_ok=True)
         files["selection_md"].write_text(selection_md, encoding="utf-8")
         print(selection_md)
+    jobs, table_notes = common_seeds(jobs)
+    table_notes += classifier_notes(jobs)
+    for note in table_notes:
+        print(f"xrobust-report: note: {note}", file=sys.stderr)
     tidy = tidy_rows(jobs)
     files["results_tidy"] = out / "results_tidy.csv"
     write_csv(files["results_tidy"], tidy, TIDY_COLUMNS)
@@ -139,6 +153,8 @@ def report(args: argparse.Namespace) -> dict[str, Path]:
     generalized_md = generalized_markdown(jobs, args.baseline)
     if generalized_md:
         results_md += "\n" + generalized_md
+    if table_notes:
+        results_md += "\nNotes:\n\n" + "".join(f"- {note}\n" for note in table_notes)
     files["results_md"] = out / "results.md"
     files["results_md"].write_text(results_md, encoding="utf-8")
     files["heatmap"] = heatmap(jobs, out / "heatmap.png", args.baseline)
@@ -153,7 +169,7 @@ def report(args: argparse.Namespace) -> dict[str, Path]:
     diff_rows = size_diff_rows(comparisons)
     files["size_diff"] = out / "size_diff.csv"
     write_csv(files["size_diff"], diff_rows, SIZE_DIFF_COLUMNS)
-    diff_md = size_diff_markdown(comparisons, args.n_boot, args.level, notes, basis)
+    diff_md = size_diff_markdown(comparisons, args.n_boot, args.level, table_notes + notes, basis)
     files["size_diff_md"] = out / "size_diff.md"
     files["size_diff_md"].write_text(diff_md, encoding="utf-8")
     files["size_diff_plot"] = size_diff_plot(comparisons, out / "size_diff.png")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from xrobust.errors import XrobustError
-from xrobust.report.identity import MISSING, MODEL, NOISE, flatten, label_keys, setting_text
+from xrobust.report.identity import MISSING, MODEL, NOISE, label_keys, setting_text, settings_of
 from xrobust.report.item_rows import (
     ACCURACY,
     GENERALIZED,
@@ -167,7 +167,7 @@ def parse_results(path: Path, root: Path) -> Job:
         raise XrobustError(f"{path}: 'majority_class_accuracy' must be an object")
     folder = path.parent
     config = data.get("config") if isinstance(data.get("config"), dict) else {}
-    flat = flatten({"noise": noise}) | flatten(config)
+    flat = settings_of(noise, config)
     body = model.get("non_embedding_parameters")
     perturbed = data.get("perturbed_accuracy")
     dev = (data.get("model_selection") or {}).get("best_val_acc")

@@ -143,6 +143,7 @@ def compare(
             for condition in task.conditions:
                 for first, second in _value_pairs(task, condition, pairs):
                     _add(task, condition, first, second, CONTRAST, measure, options, comparisons, notes)
+        notes += task.grid.notes
     notes = list(dict.fromkeys(notes))
     for note in notes:
         print(f"xrobust-report: note: {note}", file=sys.stderr)

@@ -31,20 +31,33 @@ class Term:
     sign: int
 
 
-def is_parallel(golds: dict[str, dict[int, int]]) -> bool:
-    """Whether the sets look like translations of one set of items: mostly the same ids, mostly the same gold
-    labels on them. Row-number ids of unrelated sets of equal size fail on the labels."""
+def parallel_check(golds: dict[str, dict[int, int]]) -> tuple[bool, list[str]]:
+    """Whether the sets look like translations of one set of items, and what the report must say about it.
+
+    Parallel: on the ids each set shares with the first, the gold labels agree in at least PARALLEL_SHARE of the
+    items (row-number ids of unrelated or shifted sets fail on the labels). A parallel set that lacks some items
+    of the others is still drawn jointly, on the ids it holds, and named; sets that fail are drawn within each
+    set, and the reason is given: never a silent fallback."""
     if len(golds) < 2:
-        return True
+        return True, []
     union = set().union(*golds.values())
-    first = next(iter(golds.values()))
-    for gold in golds.values():
+    name, first = next(iter(golds.items()))
+    notes = []
+    for other, gold in golds.items():
         shared = gold.keys() & first.keys()
-        if len(gold) < PARALLEL_SHARE * len(union) or not shared:
-            return False
-        if sum(gold[i] == first[i] for i in shared) < PARALLEL_SHARE * len(shared):
-            return False
-    return True
+        agree = sum(gold[i] == first[i] for i in shared)
+        if not shared or agree < PARALLEL_SHARE * len(shared):
+            share = f"{100 * agree / len(shared):.0f}%" if shared else "no ids"
+            return False, [
+                f"test sets not parallel: {other} and {name} share {len(shared)} item ids whose gold labels agree "
+                f"on {share} (translations agree on >= {100 * PARALLEL_SHARE:.0f}%), so items are drawn within "
+                "each language and the target-mean interval ignores the correlation between them"
+            ]
+        if len(gold) < len(union):
+            notes.append(
+                f"{other} holds {len(gold)} of the {len(union)} parallel items: drawn jointly on the ids it holds"
+            )
+    return True, notes
 
 
 class Grid:
@@ -64,6 +77,8 @@ class Grid:
                     f"{first.folder}'s {self.languages} (source {self.source}) for task {task}"
                 )
         self.targets = [lang for lang in self.languages if lang != self.source]
+        # What the item resampling had to say (sets not parallel, or missing items), for the report's notes.
+        self.notes: list[str] = []
         self.settings = list(dict.fromkeys(setting for setting, _ in self.jobs))
 
     def setting_of(self, job: Job) -> Setting:
@@ -120,7 +135,9 @@ class Grid:
                     )
                 per_set[name] = np.array([items[item][1] for item in ids[name]], dtype=np.float64)
             vectors[key] = per_set
-        return names, ids, vectors, is_parallel(ref_gold)
+        parallel, notes = parallel_check(ref_gold)
+        self.notes += [f"{self.task}: {note}" for note in notes if f"{self.task}: {note}" not in self.notes]
+        return names, ids, vectors, parallel
 
     def contrast(self, terms: list[Term], seeds: list[int], measure: str):
         """({set: SetContrast}, {setting: {set: accuracy averaged over seeds}}, parallel)."""

@@ -28,6 +28,22 @@ IGNORED_PREFIXES = (
     "seed",
 )
 MISSING = "-"
+# What a run measures or derives and records beside its noise parameters (results.json `noise`): a measurement
+# (words with neighbours differ by seed, the embedding norm by model), never what the job was asked to run.
+DERIVED_NOISE_FIELDS = ("words_with_neighbours", "median_embedding_norm", "ball", "word_rule")
+DERIVED_NOISE_SUFFIXES = ("_relative", "_absolute")
+
+
+def derived(field: str) -> bool:
+    return field in DERIVED_NOISE_FIELDS or field.endswith(DERIVED_NOISE_SUFFIXES)
+
+
+def settings_of(noise: dict[str, Any], config: dict[str, Any]) -> dict[str, str]:
+    """The flattened settings a job ran: its config snapshot, and of its recorded noise parameters only those the
+    snapshot declares (all when there is none) less the measured and derived ones."""
+    declared = config.get("noise") if isinstance(config.get("noise"), dict) else None
+    asked = {k: v for k, v in noise.items() if (declared is None or k in declared or k == "name") and not derived(k)}
+    return flatten({"noise": asked}) | flatten(config)
 
 
 def text(value: Any) -> str:

@@ -1,15 +1,20 @@
-"""Per-size hyper-parameter selection on the source language (`xrobust-report --select-on dev-en`).
+"""Per-size learning-rate selection on the source language (`xrobust-report --select-on dev-en`).
 
-A sweep that tries several settings per model (e.g. optim.lr_scale=0.5,1,2) compares sizes fairly only once each
-size uses its own best setting. Of the jobs that share task, model, noise and seed (and the compared key, if
---compare names one), the report keeps the one whose selected checkpoint had the best English dev accuracy
-(results.json model_selection.best_val_acc, the same number that chose its epoch) and drops the others before any
-table is made. Target-language accuracy is never read. Ties go to the first setting in sorted order.
+A sweep that tries several learning rates per model (e.g. optim.lr_scale=0.5,1,2) compares sizes fairly only once
+each size uses its own best one. The keys selected over are the learning-rate keys that label the sweep's jobs
+(optim.lr, optim.lr_scale, ...) and those `--select-over` names; every other key (the model, the noise and its
+method keys: noise.variant, noise.eps, noise.distribution, ...) stays a row of the tables, never chosen on dev
+accuracy. Per cell (a task and every other key), the candidate with the best mean English dev accuracy over the
+seeds every candidate ran (results.json model_selection.best_val_acc, the number that chose each run's epoch) is
+kept for all its seeds: one choice per cell, not one per seed. Target-language accuracy is never read. Ties go
+to the first candidate in sorted order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+
+import numpy as np
 
 from xrobust.errors import XrobustError
 from xrobust.report.collect import Job
@@ -21,15 +26,18 @@ from xrobust.results import RESULTS_FILE
 # What --select-on accepts: the source-language set each job selected its checkpoint on (dev-en, or the held-out
 # slice of train-en where a task has no English dev split).
 SELECT_ON = ("dev-en",)
+# Label keys selected over by default: the learning rate, however the sweep sets it.
+LEARNING_RATE_NAMES = ("lr", "lr_scale")
 
 
 @dataclass
 class Choice:
-    """One (task, model, noise, seed) cell: the setting kept and every candidate's English dev accuracy."""
+    """One cell (task and every key not selected over): the candidate kept, the seeds its mean dev accuracy is
+    over, and every candidate's mean."""
 
     task: str
     fixed: dict[str, str]
-    seed: int
+    seeds: list[int]
     chosen: dict[str, str]
     candidates: list[tuple[dict[str, str], float]]
 
@@ -38,46 +46,61 @@ class Choice:
         return dict((setting_text(s), acc) for s, acc in self.candidates)[setting_text(self.chosen)]
 
 
-def select(jobs: list[Job], keep_apart: str = MODEL) -> tuple[list[Job], list[Choice]]:
-    """The jobs with the best English dev accuracy per cell, their setting keys (but keep_apart) dropped, and the
-    choices made. keep_apart is the --compare axis: when it is a setting key, its values are not selected over."""
+def selected_keys(jobs: list[Job], select_over: list[str] | None = None, keep_apart: str = MODEL) -> list[str]:
+    """The label keys chosen on dev accuracy: the learning-rate keys and those named (never keep_apart)."""
+    labels = list(dict.fromkeys(key for job in jobs for key in job.setting))
+    unknown = [key for key in select_over or [] if key not in labels]
+    if unknown:
+        raise XrobustError(
+            f"--select-over {','.join(unknown)}: not a key that tells this sweep's jobs apart "
+            f"(those are: {', '.join(labels) or 'none beside model and noise'})"
+        )
+    learning_rate = [key for key in labels if key.rsplit(".", 1)[-1] in LEARNING_RATE_NAMES]
+    named = [key for key in select_over or [] if key not in learning_rate]
+    return [key for key in [*learning_rate, *named] if key not in (MODEL, NOISE, keep_apart)]
+
+
+def select(
+    jobs: list[Job], keep_apart: str = MODEL, select_over: list[str] | None = None
+) -> tuple[list[Job], list[Choice]]:
+    """Per cell, the runs of the candidate with the best mean English dev accuracy, the keys selected over dropped
+    from their labels; and the choices made."""
     for job in jobs:
         if job.selection_accuracy is None:
             raise XrobustError(
                 f"{job.folder / RESULTS_FILE}: no model_selection.best_val_acc (no English dev set was used), so "
                 "--select-on dev-en cannot choose between its settings"
             )
-    cells: dict[tuple, list[Job]] = {}
+    over = selected_keys(jobs, select_over, keep_apart)
+    cells: dict[tuple, dict[tuple, list[Job]]] = {}
     for job in jobs:
-        fixed = {key: value for key, value in job.labels.items() if key in (MODEL, NOISE, keep_apart)}
-        cells.setdefault((job.task, tuple(fixed.items()), job.seed), []).append(job)
+        fixed = tuple((key, value) for key, value in job.labels.items() if key not in over)
+        candidate = tuple((key, job.setting[key]) for key in over if key in job.setting)
+        cells.setdefault((job.task, fixed), {}).setdefault(candidate, []).append(job)
     kept, choices = [], []
-    for (task, fixed, seed), cell in sorted(cells.items(), key=lambda item: item[0]):
-        candidates = sorted(cell, key=lambda job: _setting_order(job, keep_apart))
-        best = max(candidates, key=lambda job: job.selection_accuracy)  # max keeps the first of equals
+    for (task, fixed), candidates in sorted(cells.items(), key=lambda item: item[0]):
+        order = sorted(candidates, key=lambda c: tuple(value_key(value) for _, value in c))
+        runs = [candidates[c] for c in order]
+        shared = set.intersection(*({job.seed for job in mine} for mine in runs))
+        means = [
+            float(np.mean([j.selection_accuracy for j in mine if not shared or j.seed in shared])) for mine in runs
+        ]
+        best = int(np.argmax(means))  # argmax keeps the first of equals
         choices.append(
             Choice(
                 task=task,
                 fixed=dict(fixed),
-                seed=seed,
-                chosen=_over(best, keep_apart),
-                candidates=[(_over(job, keep_apart), job.selection_accuracy) for job in candidates],
+                seeds=sorted(shared or {job.seed for mine in runs for job in mine}),
+                chosen=dict(order[best]),
+                candidates=[(dict(c), mean) for c, mean in zip(order, means, strict=True)],
             )
         )
-        kept.append(replace(best, setting={k: v for k, v in best.setting.items() if k == keep_apart}))
+        kept += [replace(job, setting={k: v for k, v in job.setting.items() if k not in over}) for job in runs[best]]
     return sorted(kept, key=lambda job: job.rel_folder), choices
 
 
-def _over(job: Job, keep_apart: str) -> dict[str, str]:
-    return {key: value for key, value in job.setting.items() if key != keep_apart}
-
-
-def _setting_order(job: Job, keep_apart: str) -> tuple:
-    return tuple(value_key(value) for value in _over(job, keep_apart).values())
-
-
 def selection_markdown(choices: list[Choice], select_on: str) -> str:
-    """Which setting each (task, model, noise, seed) used, and the English dev accuracy of every candidate."""
+    """Which candidate each cell used, and the mean English dev accuracy of every candidate."""
     rows = []
     for choice in choices:
         others = "; ".join(f"{setting_text(s) or '-'}: {pct(acc)}" for s, acc in choice.candidates)
@@ -85,16 +108,17 @@ def selection_markdown(choices: list[Choice], select_on: str) -> str:
             [
                 choice.task,
                 setting_text(choice.fixed),
-                str(choice.seed),
+                ",".join(map(str, choice.seeds)),
                 setting_text(choice.chosen) or "-",
                 pct(choice.dev_accuracy),
                 others,
             ]
         )
-    header = ["task", "setting", "seed", "selected", f"{select_on} acc", f"candidates ({select_on} acc)"]
+    header = ["task", "setting", "seeds", "selected", f"mean {select_on} acc", f"candidates (mean {select_on} acc)"]
     intro = (
-        f"## Settings selected on {select_on}\n\nPer task, model, noise and seed, the setting whose selected "
-        f"checkpoint scored best on {select_on} (results.json model_selection.best_val_acc); every other table "
-        "uses only these jobs. No target-language accuracy is read to choose.\n\n"
+        f"## Learning rates selected on {select_on}\n\nPer task and setting (model, noise and every method key), "
+        f"the learning rate (and any key --select-over names) whose selected checkpoints scored best on {select_on} "
+        "on average over the seeds listed (results.json model_selection.best_val_acc), one choice for all seeds; "
+        "every other table uses only these runs. No target-language accuracy is read to choose.\n\n"
     )
     return intro + markdown_table(header, rows, ["l", "l", "r", "l", "r", "l"]) + "\n"
