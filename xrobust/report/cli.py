@@ -49,8 +49,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="xrobust-report",
         description="Per-language accuracy tables and paired differences (larger minus smaller model by default) "
-        "with two-stage bootstrap intervals (seeds, then test items, drawn jointly across parallel test sets) and "
-        "significance corrected across each row's languages, for every job (results.json) below a sweep folder.",
+        "with intervals over seeds (t(k - 1)) and test items (drawn jointly across parallel test sets) and "
+        "significance (from 3 seeds on) corrected across each row's languages, for every job (results.json) below a "
+        "sweep folder.",
     )
     parser.add_argument("sweep", type=Path, help="a sweep folder, e.g. multirun/2025-01-31/12-00-00")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: SWEEP/report)")
