@@ -129,3 +129,13 @@ def test_a_resume_on_another_number_of_ranks_says_it_is_not_exact(caplog):
     list(resumed)
     assert resumed.resume == {"exact": False, "reason": "the training order changed since the checkpoint: ranks 1 -> 2"}
     assert ["resume is not exact" in record.message for record in caplog.records] == [True]
+
+
+def test_a_checkpoint_without_a_loader_position_resumes_where_lightning_counts_and_says_so():
+    """A checkpoint from before loaders had a state: the epoch's order is still (seed, epoch), so the batches
+    Lightning counts as done are skipped, but nothing vouches for the order the run that wrote it used."""
+    uninterrupted = [batch.tolist() for batch in loader()]
+    resumed = loader()
+    resumed.lightning_batches = lambda: 2
+    assert [batch.tolist() for batch in resumed] == uninterrupted[2:]
+    assert resumed.resume["exact"] is False and "holds no data-loader position" in resumed.resume["reason"]
