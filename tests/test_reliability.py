@@ -63,10 +63,11 @@ def test_sigkill_then_same_command_resumes_to_the_same_metrics(tmp_path):
     proc.wait(timeout=60)
     assert not (killed_dir / "results.json").exists()
 
-    # A re-run that fails after restoring the weights (before the optimizer and the loops: a bad trainer value
-    # raises in configure_optimizers) must leave no crash checkpoint for the next run to resume from instead.
-    failing = [arg if not arg.startswith("trainer.max_epochs=") else "trainer.max_epochs=abc" for arg in SHORT]
-    assert finish(failing, killed_dir, tmp_path / "failing.log").returncode != 0
+    # A re-run that fails after restoring the weights but before the optimizer (its parameter groups changed)
+    # must leave no crash checkpoint (newer than last.ckpt, fresh AdamW) for the next run to resume from instead.
+    failing = [arg for arg in SHORT if not arg.startswith("optim.freeze_embeddings=")]
+    failed = finish([*failing, "optim.freeze_embeddings=false"], killed_dir, tmp_path / "failing.log")
+    assert failed.returncode != 0 and "no crash checkpoint written" in failed.stdout
     assert not (killed_dir / "checkpoints" / "on_exception.ckpt").exists()
 
     resumed = finish(SHORT, killed_dir, tmp_path / "resumed.log")
