@@ -92,7 +92,13 @@ def test_generalized_setting_refuses_a_multiple_choice_task(me5_dir, tmp_path):
 @pytest.fixture(scope="module")
 def xcopa_run(me5_dir, shared_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("xcopa")
-    overrides = ["task=xcopa", f"data.local_dir={shared_data / 'xcopa'}", "data.test_split=dev", *FAST]
+    overrides = [
+        "task=xcopa",
+        f"data.local_dir={shared_data / 'xcopa'}",
+        "data.test_split=dev",
+        "data.heldout=true",
+        *FAST,
+    ]
     return run(compose_config(overrides, output_dir=out)), out
 
 
@@ -110,9 +116,17 @@ def test_xcopa_trains_and_reports_accuracy_per_target_language(xcopa_run):
 
 
 def test_noise_methods_train_on_multiple_choice(me5_dir, shared_data, tmp_path):
+    synonyms = shared_data / "synonyms" / "counterfitted_neighbors.json"
     for noise in ["rs_rp", "adv", "rs_da"]:
-        overrides = ["task=xcopa", f"data.local_dir={shared_data / 'xcopa'}", "data.test_split=dev", *FAST]
+        overrides = [
+            "task=xcopa",
+            f"data.local_dir={shared_data / 'xcopa'}",
+            "data.test_split=dev",
+            "data.heldout=true",
+            *FAST,
+        ]
         overrides += [f"noise={noise}", "trainer.max_steps=1", "trainer.limit_test_batches=1"]
+        overrides += [f"noise.neighbours.path={synonyms}"] if noise == "rs_da" else []
         results = run(compose_config(overrides, output_dir=tmp_path / noise))
         assert results["noise"]["name"] == noise and results["model_selection"]["steps_run"] == 1
 
@@ -134,6 +148,7 @@ def test_intermediate_stage_then_target_stage(me5_dir, shared_data, tmp_path):
         "task=xcopa",
         f"data.local_dir={shared_data / 'xcopa'}",
         "data.test_split=dev",
+        "data.heldout=true",
         *FAST,
         "intermediate=xnli",
         f"intermediate.data.local_dir={shared_data / 'xnli'}",
@@ -160,6 +175,7 @@ def test_task_group_runs_every_task_and_writes_the_group_score(me5_dir, shared_d
         "task_group=robust_xlt",
         f"data.local_dir={shared_data}/${{task.name}}",
         "data.test_split=dev",
+        "data.heldout=true",
         *FAST,
         "trainer.max_steps=2",
         "trainer.limit_test_batches=1",

@@ -56,6 +56,7 @@ FIELDS = (
     Field("data.length_group_batches", int, ">= 1", lambda v: v >= 1),
     Field("data.group_by_length", bool),
     Field("data.sort_eval_by_length", bool),
+    Field("data.heldout", bool),
     Field("eval.perturbed", bool),
     Field("eval.save_predictions", bool),
     Field("eval.perturbation.eps", float, ">= 0", lambda v: v >= 0),
@@ -111,8 +112,8 @@ def validate(cfg: DictConfig) -> TaskSpec:
 
 
 def check_splits(data: DictConfig) -> None:
-    """Train, select and test on different splits. The one exception is the XTREME layout's documented setup,
-    data.test_split=dev (its test files carry no labels): English dev selects, the other dev files are tested."""
+    """Train, select and test on different splits. A folder without a labelled test split (the XTREME layout) tests
+    its dev files with data.heldout=true: selection on a held-out part of train-en, dev-en kept as a test."""
     require(
         data.train_split != data.test_split,
         "data.test_split",
@@ -126,10 +127,11 @@ def check_splits(data: DictConfig) -> None:
         "must differ from data.train_split: selecting on trained items selects the most overfitted checkpoint",
     )
     require(
-        data.dev_split != data.test_split or data.test_split == "dev",
+        data.dev_split != data.test_split or data.get("heldout", False),
         "data.dev_split",
         data.dev_split,
-        f"must differ from data.test_split: selecting on {data.test_split} reports the set it was selected on",
+        f"must differ from data.test_split: selecting on {data.test_split} reports the set it was selected on; "
+        "with no test split of its own, set data.heldout=true (select on a held-out part of train-en)",
     )
 
 

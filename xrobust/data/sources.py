@@ -153,8 +153,8 @@ def read_labelled_tsv(path: Path, task: TaskSpec) -> dict[str, list]:
         fields = line.split("\t")
         if len(fields) == n_text:
             raise XrobustError(
-                f"{where}: row has no label column: this split is unlabelled and cannot be used for "
-                "training or evaluation (XTREME ships its test sets this way; use data.test_split=dev)"
+                f"{where}: row has no label column: this split is unlabelled and cannot be used for training or "
+                "evaluation (XTREME ships its test sets this way; use data.test_split=dev data.heldout=true)"
             )
         if len(fields) != n_text + 1:
             raise XrobustError(
