@@ -13,7 +13,7 @@ from hydra import initialize_config_dir
 
 from xrobust.plan.sweep import expand_sweep, plan_sweep
 
-# The 1B-vs-10B grid of docs/planner.md: conf/experiment/size_grid.yaml (trainer=gpu, 5 epochs at most with early
+# The 1B-vs-10B grid of docs/planner.md: conf/experiment/size_grid.yaml (each model's recommended setup, 5 epochs at most with early
 # stopping, sequences cut at 128, each model at 0.5, 1 and 2 x its own lr) over both model pairs, three noise
 # methods, two tasks and three seeds.
 GRID = [
@@ -56,9 +56,12 @@ def test_the_1b_vs_10b_grid_is_planned_job_by_job():
     by_model: dict[str, list] = {}
     for job in sweep.jobs:
         by_model.setdefault(job.overrides[0].partition("=")[2], []).append(job)
-    # XLM-R XXL full fine-tuning never fits one 80 GB GPU: every job of it is sharded, the effective batch (16) kept.
+    # The grid applies each model's recommended setup: XLM-R XXL sharded over 8 GPUs at micro-batch 4, and it fits.
     assert all(
-        job.fix and "trainer=fsdp2" in job.fix and "data.batch_size=4" in job.fix for job in by_model["xlmr-xxl"]
+        (job.plan.setup.strategy, job.plan.setup.devices, job.plan.setup.batch_size) == ("fsdp", 8, 4)
+        and job.plan.fits
+        and job.fix is None
+        for job in by_model["xlmr-xxl"]
     )
     assert all(job.stops_early for job in sweep.jobs)  # size_grid's early stopping: the costs are upper bounds
     assert all(job.plan.fits for job in by_model["mt0-large"] + by_model["xlmr-xl"])
