@@ -50,7 +50,7 @@ def test_a_bad_config_value_or_key_is_one_line_naming_it(override, line, tmp_pat
         "+optim.optimizer.betas=[0.9,0.99]",  # AdamW takes it
         "+finetune.target_modules.bert=[query]",  # a free-form mapping
         "+task.revision=main",  # a TaskSpec field
-        "data.test_split=dev",  # the XTREME layout's documented setup: English dev selects, other dev files test
+        "data.heldout=true",  # with data.test_split=dev, the XTREME layout's setup: held-out train-en selects
     ],
 )
 def test_keys_something_reads_are_accepted(good, tmp_path):
@@ -77,6 +77,16 @@ def test_the_cli_prints_one_line_and_exits_2_before_the_model_loads(override, tm
     assert len(errors) == 1 and override.split("=")[0].lstrip("+") in errors[0]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "csv").exists()
+
+
+def test_a_run_folder_hydra_cannot_create_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "file").write_text("")
+    proc = run_cli(["logger=csv", f"hydra.run.dir={tmp_path / 'file' / 'run'}"], cwd=ROOT)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip() == (
+        f"xrobust: error: run folder {tmp_path / 'file' / 'run'} is not writable (Not a directory): "
+        "choose another with hydra.run.dir=..."
+    )
 
 
 def sample_task() -> TaskSpec:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +13,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from xrobust.checkpoint_io import KEEP_CHOICES
 from xrobust.data.task import TaskSpec
-from xrobust.errors import SweepError, XrobustError
+from xrobust.errors import SweepError
 from xrobust.schema import check_keys
 from xrobust.validation import require, typed
+from xrobust.writable import check_writable
 
 # The config tree; absolute, so the console scripts work from any directory.
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
@@ -133,18 +133,6 @@ def check_splits(data: DictConfig) -> None:
         f"must differ from data.test_split: selecting on {data.test_split} reports the set it was selected on; "
         "with no test split of its own, set data.heldout=true (select on a held-out part of train-en)",
     )
-
-
-def check_writable(folder: Path) -> None:
-    """The run folder takes checkpoints and results: refuse it before training, not after."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise XrobustError(
-            f"run folder {folder} is not writable ({err.strerror or err}): choose another with hydra.run.dir=..."
-        ) from None
 
 
 def check_launch(trainer: DictConfig) -> None:
