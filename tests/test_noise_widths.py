@@ -128,3 +128,17 @@ def test_me5_small_keeps_its_absolute_defaults(option, me5_dir):
     expected = {"rs_rp": {"eps": 0.9, "sigma": 0.046}, "adv": {"eps": 0.1, "alpha": 0.06}}[option]
     for field, value in expected.items():
         assert params[f"{field}_absolute"] == pytest.approx(value, abs=1e-4), field
+
+
+def test_what_a_method_measures_is_never_part_of_a_jobs_identity(models):
+    """The report keys jobs by what they were asked to run: every recorded value that is not a field (the width,
+    the median norm, the radii in both scales) counts as derived there, or two widths would never pair up."""
+    import dataclasses
+
+    from xrobust.report.identity import derived
+
+    for method in (RandomPerturbation(name="rs_rp", seed=1), AdversarialTraining(name="adv", seed=1)):
+        method.setup(models[384], None)
+        fields = {f.name for f in dataclasses.fields(method)}
+        measured = [key for key in method.params() if key not in fields]
+        assert "embedding_dim" in measured and all(derived(key) for key in measured), measured

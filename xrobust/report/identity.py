@@ -30,7 +30,7 @@ IGNORED_PREFIXES = (
 MISSING = "-"
 # What a run measures or derives and records beside its noise parameters (results.json `noise`): a measurement
 # (words with neighbours differ by seed, the embedding norm by model), never what the job was asked to run.
-DERIVED_NOISE_FIELDS = ("words_with_neighbours", "median_embedding_norm", "ball", "word_rule")
+DERIVED_NOISE_FIELDS = ("words_with_neighbours", "median_embedding_norm", "embedding_dim", "ball", "word_rule")
 DERIVED_NOISE_SUFFIXES = ("_relative", "_absolute")
 
 
