@@ -9,7 +9,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.plugins.precision import MixedPrecision
-from pytorch_lightning.strategies import ModelParallelStrategy
+from pytorch_lightning.strategies import FSDPStrategy, ModelParallelStrategy
 from torch.distributed.fsdp import FSDPModule
 
 from xrobust import random_state
@@ -176,9 +176,13 @@ class TransferModule(pl.LightningModule):
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         """Clip as Lightning does, also for a fused optimizer in bf16-mixed. Lightning refuses any fused optimizer
         under mixed precision because fp16's GradScaler unscales inside it; bf16 has no scaler, so the gradients
-        are already unscaled (Lightning-AI/pytorch-lightning#21435). fp16 keeps Lightning's refusal."""
+        are already unscaled (Lightning-AI/pytorch-lightning#21435). fp16 keeps Lightning's refusal. FSDP1 clips by
+        norm through its root unit, as torch documents (FullyShardedDataParallel.clip_grad_norm_)."""
         plugin = self.trainer.precision_plugin
-        if not gradient_clip_val or not isinstance(plugin, MixedPrecision) or plugin.scaler is not None:
+        if gradient_clip_val and gradient_clip_algorithm != "value" and isinstance(self.trainer.strategy, FSDPStrategy):
+            # FSDP1: the norm over every rank's shards, through the root unit (FSDPPrecision refuses norm clipping).
+            self.trainer.strategy.model.clip_grad_norm_(gradient_clip_val)
+        elif not gradient_clip_val or not isinstance(plugin, MixedPrecision) or plugin.scaler is not None:
             super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
         elif gradient_clip_algorithm == "value":
             plugin.clip_grad_by_value(optimizer, gradient_clip_val)
