@@ -17,7 +17,6 @@ from torch.distributed.fsdp import FullyShardedDataParallel
 
 from xrobust.module import TransferModule
 
-
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="FSDP1 needs an accelerator (torch 2.13)")
 
 
