@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +41,6 @@ class TransferDataModule(pl.LightningDataModule):
         dev_split: str = "dev",
         test_split: str = "test",
         val_fraction: float = 0.1,
-        heldout: bool = False,
         max_length: int = 128,
         batch_size: int = 32,
         eval_batch_size: int = 64,
@@ -63,8 +63,6 @@ class TransferDataModule(pl.LightningDataModule):
         self.local_dir = local_dir
         self.splits = {"train": train_split, "dev": dev_split, "test": test_split}
         self.val_fraction = val_fraction
-        # True: select on a held-out val_fraction of train-en even where a dev split exists (kept for testing).
-        self.heldout = heldout
         self.max_length = max_length
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -89,6 +87,7 @@ class TransferDataModule(pl.LightningDataModule):
         self.test_sets: dict[str, datasets.Dataset] = {}
         self.train_loader: ResumableLoader | None = None
         self.loader_state: dict | None = None  # from a checkpoint, for the next training loader
+        self.prepared = False  # prepare_data ran in this process
         # Mixed pair -> items left out because the two languages label them differently (see _mixed_pairs).
         self.generalized_excluded: dict[str, int] = {}
         self.raw_test_sets: dict[str, datasets.Dataset] = {}
@@ -102,16 +101,35 @@ class TransferDataModule(pl.LightningDataModule):
         """One name per test loader: a language, or `A_B` for a generalized pair (sentence 1 in A, 2 in B)."""
         return list(self.test_sets)
 
+    def prepare_data(self) -> None:
+        """Download every split this run reads (Lightning calls this on one process per node; `setup` on the
+        node's first rank too, since the job builds its model from the data before `fit`). Only Hub sources
+        download; `setup` then reads their cache on every rank (xrobust/data/hub_source.py)."""
+        if self.prepared:
+            return
+        source = make_source(self.task, self.local_dir, self.datasets_cache_dir)
+        prepare = getattr(source, "prepare", None)
+        if prepare is not None:
+            english = self.task.source_language
+            wanted = [(self.splits["train"], english), (self.splits["dev"], english)]
+            wanted += [(self.splits["test"], lang) for lang in (self.task.languages if self.with_test_sets else ())]
+            for split, lang in wanted:
+                if source.has(split, lang):
+                    prepare(split, lang)
+        self.prepared = True
+
     def setup(self, stage: str | None = None) -> None:
         """Read and check every split up front, so bad input stops the run before any training."""
         if self.train_set is not None:
             return
+        if _local_rank() == 0:
+            self.prepare_data()
         source = make_source(self.task, self.local_dir, self.datasets_cache_dir)
         self.source_description = source.describe()
         self.data_provenance = source.provenance
         english = self.task.source_language
         train_rows = source.load(self.splits["train"], english)
-        if not self.heldout and source.has(self.splits["dev"], english):
+        if source.has(self.splits["dev"], english):
             dev_rows = source.load(self.splits["dev"], english)
             self.selection_source = f"{self.splits['dev']}-{english}"
         else:
@@ -286,6 +304,12 @@ def split_by_item(rows: datasets.Dataset, fraction: float, seed: int) -> tuple[d
     keep = [i for i, item in enumerate(ids) if item not in held]
     out = [i for i, item in enumerate(ids) if item in held]
     return rows.select(keep), rows.select(out)
+
+
+def _local_rank() -> int:
+    """This process's rank on its node, from the launcher's environment (Lightning's, torchrun's or SLURM's): set
+    before `fit`, when the job reads its data."""
+    return int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0")))
 
 
 def _lengths(rows: datasets.Dataset) -> list[int]:

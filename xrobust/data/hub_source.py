@@ -3,14 +3,22 @@
 Only the split a run asks for is downloaded and prepared: `load_dataset(..., split=...)` alone would download and
 convert every split of the config (XNLI's 392k-row train split for every test language), so each split's files
 are named through `data_files` (the task's `hub_data_files` pattern), as datasets' docs do for a subset of files.
+
+Downloading is `prepare` (the datamodule's `prepare_data`: one process per node), which records the prepared Arrow
+files in a small JSON beside datasets' cache; `load` (`setup`, every rank) reads those files and asks the Hub
+nothing, so N ranks do not query the Hub N times at once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import datasets
 
+from xrobust.atomic import atomic_write_text
 from xrobust.data.task import TaskSpec, is_local_folder
 from xrobust.errors import XrobustError
 from xrobust.hub import HUB_ERRORS, hub_error_message
@@ -67,12 +75,42 @@ class HubSource:
     def has(self, split: str, lang: str) -> bool:
         return self.where(split, lang) is not None
 
-    def load(self, split: str, lang: str) -> datasets.Dataset:
+    def _located(self, split: str, lang: str) -> HubSplit:
         self.task.check_language(lang)
         where = self.where(split, lang)
         if where is None:
             raise XrobustError(f"task '{self.task.name}' has no split {split!r} for {lang!r} on the hub")
+        return where
+
+    def record_path(self, where: HubSplit) -> Path:
+        """Where `prepare` records the Arrow files of one split, keyed by everything that names it."""
+        key = hashlib.sha256(json.dumps(asdict(where), sort_keys=True).encode()).hexdigest()[:16]
+        return Path(self.cache_dir or datasets.config.HF_DATASETS_CACHE) / "xrobust-prepared" / f"{key}.json"
+
+    def prepare(self, split: str, lang: str) -> None:
+        """Download and prepare one split (the Hub is asked here only) and record its files for `load`."""
+        where = self._located(split, lang)
         rows, resolved = self._download(where)
+        files = [entry["filename"] for entry in rows.cache_files]
+        atomic_write_text(self.record_path(where), json.dumps({"files": files, "resolved_revision": resolved}))
+
+    def _prepared(self, where: HubSplit) -> tuple[datasets.Dataset, str | None] | None:
+        """The split as `prepare` recorded it, or None when it was not prepared (or its files are gone)."""
+        path = self.record_path(where)
+        record = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        if not record or not all(Path(file).is_file() for file in record["files"]):
+            return None
+        parts = [datasets.Dataset.from_file(file) for file in record["files"]]
+        return datasets.concatenate_datasets(parts), record["resolved_revision"]
+
+    def load(self, split: str, lang: str) -> datasets.Dataset:
+        """Read one split from the files `prepare` recorded; an unprepared split is prepared first."""
+        where = self._located(split, lang)
+        prepared = self._prepared(where)
+        if prepared is None:
+            self.prepare(split, lang)
+            prepared = self._prepared(where)
+        rows, resolved = prepared
         self._check(rows, where)
         self.provenance[f"{split}-{lang}"] = {
             "dataset": where.dataset,
