@@ -13,9 +13,9 @@ from hydra import initialize_config_dir
 
 from xrobust.plan.sweep import expand_sweep, plan_sweep
 
-# The 1B-vs-10B grid of docs/planner.md: conf/experiment/size_grid.yaml (each model's recommended setup, 5 epochs at most with early
-# stopping, sequences cut at 128, each model at 0.5, 1 and 2 x its own lr) over both model pairs, three noise
-# methods, two tasks and three seeds.
+# The 1B-vs-10B grid of docs/planner.md: conf/experiment/size_grid.yaml (each model's recommended setup, 5 epochs
+# at most with early stopping, sequences cut at 128, each model at 0.5, 1 and 2 x its own lr) over both model
+# pairs, three noise methods, two tasks and three seeds.
 GRID = [
     "experiment=size_grid",
     "model=mt0-large,mt0-xxl,xlmr-xl,xlmr-xxl",
