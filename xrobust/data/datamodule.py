@@ -41,6 +41,7 @@ class TransferDataModule(pl.LightningDataModule):
         dev_split: str = "dev",
         test_split: str = "test",
         val_fraction: float = 0.1,
+        heldout: bool = False,
         max_length: int = 128,
         batch_size: int = 32,
         eval_batch_size: int = 64,
@@ -63,6 +64,8 @@ class TransferDataModule(pl.LightningDataModule):
         self.local_dir = local_dir
         self.splits = {"train": train_split, "dev": dev_split, "test": test_split}
         self.val_fraction = val_fraction
+        # True: select on a held-out val_fraction of train-en even where a dev split exists (kept for testing).
+        self.heldout = heldout
         self.max_length = max_length
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -129,7 +132,7 @@ class TransferDataModule(pl.LightningDataModule):
         self.data_provenance = source.provenance
         english = self.task.source_language
         train_rows = source.load(self.splits["train"], english)
-        if source.has(self.splits["dev"], english):
+        if not self.heldout and source.has(self.splits["dev"], english):
             dev_rows = source.load(self.splits["dev"], english)
             self.selection_source = f"{self.splits['dev']}-{english}"
         else:
