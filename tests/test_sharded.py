@@ -1,13 +1,10 @@
 """Sharded and multi-rank training for real, 2 ranks on CPU (gloo), each against a 1-process run: FSDP2 on an
-odd-size test set, the noise methods inside the sharded model, the encoder hand-off from a sharded stage, and a
-2-rank DDP run killed and resumed. A tiny random XLM-R keeps every run to seconds."""
+odd-size test set, the noise methods inside the sharded model, the encoder hand-off from a sharded stage. (A 2-rank
+DDP run killed and resumed: tests/test_fault_injection.py.) A tiny random XLM-R keeps every run to seconds."""
 
 from __future__ import annotations
 
-import csv
 import json
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import ROOT
-from small_runs import LANGUAGES, ODD_TEST_SIZE, env, overrides, small_sample, varied_tiny_checkpoint, wait_for
+from small_runs import LANGUAGES, ODD_TEST_SIZE, env, overrides, small_sample, varied_tiny_checkpoint
 
 from xrobust.report.collect import collect
 
@@ -112,39 +109,3 @@ def test_fsdp2_trains_with_random_perturbation(tiny, small_data, tmp_path):
     results = train(job(tiny, small_data, run_dir, *FSDP2, "noise=rs_rp", "trainer.max_steps=3"), tmp_path / "log")
     assert results["noise"]["name"] == "rs_rp" and results["model_selection"]["steps_run"] == 3
     assert results["n_examples"] == dict.fromkeys(LANGUAGES, ODD_TEST_SIZE)
-
-
-def train_losses(run_dir: Path) -> dict[int, str]:
-    """Rank 0's training loss at each step, as the CSV logger wrote it (exact decimal strings)."""
-    with open(run_dir / "csv" / "metrics.csv") as handle:
-        return {int(row["step"]): row["train/loss"] for row in csv.DictReader(handle) if row.get("train/loss")}
-
-
-# The slowest test of the suite (~2 min: three 2-rank runs); `make test-all` runs it.
-@pytest.mark.slow
-def test_ddp_killed_then_resumed_ends_as_an_uninterrupted_run(tiny, small_data, tmp_path):
-    """Both ranks' own dropout and noise streams come back from the checkpoint: with rs_rp on, a 2-rank run
-    killed after its first epoch and resumed takes the uninterrupted run's steps, loss for loss, and ends with
-    its metrics and predictions."""
-    schedule = ["noise=rs_rp", "trainer.max_epochs=2", "trainer.limit_train_batches=3"]
-    schedule += ["logger=csv", "trainer.log_every_n_steps=1"]
-    reference = train(job(tiny, small_data, tmp_path / "reference", *DDP, *schedule), tmp_path / "reference.log")
-
-    killed_dir = tmp_path / "killed"
-    args = job(tiny, small_data, killed_dir, *DDP, *schedule)
-    proc = start(args, tmp_path / "killed.log")
-    wait_for(lambda: (killed_dir / "checkpoints" / "last.ckpt").exists(), proc)
-    os.killpg(proc.pid, signal.SIGKILL)  # both ranks, as when the node is lost
-    proc.wait(timeout=60)
-    assert not (killed_dir / "results.json").exists()
-
-    resumed = train(args, tmp_path / "resumed.log")
-    assert "Restoring states from the checkpoint" in (tmp_path / "resumed.log").read_text()
-    # The resumed run appends to the log of the run it continues: every step once, loss for loss.
-    assert train_losses(killed_dir) == train_losses(tmp_path / "reference")
-    assert resumed["accuracy"] == reference["accuracy"]
-    assert resumed["model_selection"] == reference["model_selection"]
-    assert predictions(killed_dir) == predictions(tmp_path / "reference")
-    saved = torch.load(killed_dir / "checkpoints" / "last.ckpt", weights_only=True)["rank_random_states"]
-    assert len(saved) == 2
-    assert not torch.equal(*(state["noise"]["train_generators"]["cpu"] for state in saved))  # each rank's own
