@@ -1,12 +1,13 @@
 """`make gpu-check`: run on a new cluster node before a grid. Proves xrobust's GPU path in a few minutes, offline.
 
 Every model family (tiny random checkpoints in the Hub layout, built here) and the embedded encoder train for a
-few steps on one device, under DDP and under FSDP2 on one rank (NCCL on a GPU), at the precision the node resolves
-(bf16-mixed on Ampere and later), with fused AdamW and gradient clipping; each noise method trains; a run stopped
-by SIGTERM mid-epoch resumes to the uninterrupted run's predictions (RNG and noise state from the checkpoint); the
-selected checkpoint is reloaded for testing and results.json written. On a GPU it then trains a mid-size XLM-R
-XL-shaped model and sets its peak memory beside xrobust-plan's estimate. One line per check, OK or what failed;
-exit 1 on any failure. Without a GPU it says so and runs the CPU part (which `make test` runs too).
+few steps on one device, under DDP, FSDP2 and FSDP1 on one rank (NCCL on a GPU; FSDP1 on a GPU only), at the
+precision the node resolves (bf16-mixed on Ampere and later), with fused AdamW and gradient clipping; each noise
+method trains; a run stopped by SIGTERM mid-epoch resumes to the uninterrupted run's predictions (RNG and noise
+state from the checkpoint); the selected checkpoint is reloaded for testing and results.json written. On a GPU it
+then trains a mid-size XLM-R XL-shaped model and sets its peak memory beside xrobust-plan's estimate. One line per
+check, OK or what failed; exit 1 on any failure. Without a GPU it says so and runs the CPU part (which `make test`
+runs too).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from xrobust.config import CONF_DIR  # noqa: E402
 from xrobust.models.embedded import ensure_embedded_model  # noqa: E402
 
 NOISES = ("rs_rp", "code_switch", "adv")  # code_switch: rs_da's augmentation, no synonym file to download
-STRATEGIES = {"single": [], "ddp": ["trainer=ddp"], "fsdp2": ["trainer=fsdp2"]}
+# FSDP1 (trainer=fsdp) runs on a GPU only: Lightning's FSDPStrategy refuses the CPU.
+STRATEGIES = {"single": [], "ddp": ["trainer=ddp"], "fsdp2": ["trainer=fsdp2"], "fsdp": ["trainer=fsdp"]}
 SIGTERM_AT_STEP = 3  # mid-epoch: the small sample has 8 batches of 8 per epoch
 # What a family's own model config sets beyond the defaults (conf/model/mdeberta-v3-base.yaml: no SDPA in DeBERTa-v2).
 FAMILY_OVERRIDES = {"deberta-v2": ["model.attn_implementation=eager"]}
@@ -193,10 +195,10 @@ def check_memory_calibration(node: Node) -> str:
 
 
 def checks(accelerator: str) -> list[tuple[str, Callable[[Node], str]]]:
-    """Single-device runs first, then DDP, then FSDP2: the one-rank process group, once up, serves both. On CPU
-    the embedded encoder (20 s a run there) trains on one device only."""
+    """Single-device runs first, then DDP, FSDP2 and (on a GPU) FSDP1: the one-rank process group, once up, serves
+    them all. On CPU the embedded encoder (20 s a run there) trains on one device only."""
     out = []
-    for strategy in STRATEGIES:
+    for strategy in STRATEGIES if accelerator == "gpu" else [s for s in STRATEGIES if s != "fsdp"]:
         families = (*MODEL_TYPES, "me5-small") if accelerator == "gpu" or strategy == "single" else MODEL_TYPES
         out += [(f"{f} {strategy}", lambda n, f=f, s=strategy: check_family(n, f, s)) for f in families]
         if strategy != "ddp":
