@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -19,8 +20,10 @@ from xrobust.noise.base import NoiseMethod
 from xrobust.noise.embeddings import device_generator, resolve_perturbation, split_embeddings
 from xrobust.noise.perturb import sample_ball, token_mask
 from xrobust.predictions import Row, accuracy, gather_from_ranks, unique_by_id
-from xrobust.rank_zero_loading import classifier_loader, shard_from_rank_zero
+from xrobust.rank_zero_loading import classifier_loader, host_memory_mib, shard_from_rank_zero
 from xrobust.sharding import mixed_precision_policy
+
+log = logging.getLogger("xrobust")
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "LayerNorm.bias")
 
@@ -168,6 +171,15 @@ class TransferModule(pl.LightningModule):
         if isinstance(strategy, ModelParallelStrategy) and not isinstance(self.model, FSDPModule):
             policy = mixed_precision_policy(self.trainer.precision)
             shard_from_rank_zero(self.model, self.device_mesh["data_parallel"], policy, strategy.root_device)
+        # What a node's ranks hold once the model is ready, for sizing host RAM (benchmarks/startup_rss.py reads it).
+        memory = host_memory_mib() if log.isEnabledFor(logging.DEBUG) else {}
+        if memory:
+            log.debug(
+                "rank %d: model ready, host memory %.0f MiB peak resident (VmHWM), %.0f MiB private (RssAnon)",
+                self.global_rank,
+                memory["VmHWM"],
+                memory["RssAnon"],
+            )
         # model.compile: in place (state_dict keys unchanged), after sharding; dynamic shapes bound recompilation
         # to about one graph per mode (training, inference) whatever the batch lengths.
         if self.hparams.compile_model:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -75,3 +76,14 @@ def non_persistent_buffers(model: nn.Module) -> list[torch.Tensor]:
         for name, buffer in module.named_buffers(recurse=False)
         if name in module._non_persistent_buffers_set
     ]
+
+
+def host_memory_mib() -> dict[str, float]:
+    """This process's peak resident set (VmHWM: the memory-mapped checkpoint pages it touched included, which the
+    page cache shares between processes) and its private memory now (RssAnon), in MiB; {} without /proc."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return {}
+    rows = (row.split() for row in status.splitlines())
+    return {row[0].rstrip(":"): int(row[1]) / 1024 for row in rows if row and row[0] in ("VmHWM:", "RssAnon:")}
