@@ -51,10 +51,18 @@ def test_a_bad_config_value_or_key_is_one_line_naming_it(override, line, tmp_pat
         "+finetune.target_modules.bert=[query]",  # a free-form mapping
         "+task.revision=main",  # a TaskSpec field
         "data.heldout=true",  # with data.test_split=dev, the XTREME layout's setup: held-out train-en selects
+        "+callbacks.timer._target_=pytorch_lightning.callbacks.Timer",  # a callback added whole
     ],
 )
 def test_keys_something_reads_are_accepted(good, tmp_path):
     validate(compose_config([good], output_dir=tmp_path))
+
+
+def test_a_callback_added_whole_takes_only_what_its_target_takes(tmp_path):
+    timer = "+callbacks.timer._target_=pytorch_lightning.callbacks.Timer"
+    validate(compose_config([timer, "+callbacks.timer.interval=epoch"], output_dir=tmp_path))
+    with pytest.raises(XrobustError, match=r"\+callbacks\.timer\.intervall is not a config key"):
+        validate(compose_config([timer, "+callbacks.timer.intervall=epoch"], output_dir=tmp_path))
 
 
 def test_a_stage_key_is_checked_against_the_root_config(tmp_path):

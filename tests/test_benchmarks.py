@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+import torch
 from conftest import CONF_DIR
 from hydra.utils import instantiate
 
@@ -17,6 +18,15 @@ from benchmarks.rounds import markdown_table
 # The packaged sample (no ../shared/data needed), a few steps, a few examples per language, one thread.
 TINY = ["--data", "/nonexistent", "--steps", "3", "--warmup-steps", "1", "--rounds", "1"]
 TINY += ["--max-eval-examples", "8", "--threads", "1"]
+
+
+@pytest.fixture(autouse=True)
+def torch_threads():
+    """The benchmark paths set torch's thread count for their process (Spec.threads); the tests after these ones
+    run in the same process and must get the machine's count back (a 1-thread trajectory is another run)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_step_sizes_and_rate():

@@ -101,7 +101,7 @@ def test_report_on_the_multirun(multirun, tmp_path, capsys):
     assert md in stdout
     table = [line for line in md.splitlines() if line.startswith("|")]
     header = [cell.strip() for cell in table[0].strip("|").split("|")]
-    assert header == ["model", "params", "noise", "seeds", *LANGS, "target mean", "transfer gap"]
+    assert header == ["model", "params", "noise", "seeds", *LANGS, "target mean", "all-language mean", "transfer gap"]
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
     # me5-small (12 layers) has more parameters than me5-small-6l, so it comes first.
     assert [row[0] + "/" + row[2] for row in rows[:-1]] == [f"{m}/{n}" for m in MODELS for n in NOISES]

@@ -176,7 +176,9 @@ def test_the_fused_optimizer_clips_in_bf16_and_keeps_lightnings_refusal_in_fp16(
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = instantiate(cfg.optim.optimizer)(params)
     plugin = MixedPrecision(precision, "cpu")
-    module._trainer = SimpleNamespace(precision_plugin=plugin, gradient_clip_val=None, gradient_clip_algorithm=None)
+    module._trainer = SimpleNamespace(
+        precision_plugin=plugin, strategy=None, gradient_clip_val=None, gradient_clip_algorithm=None
+    )
     for p in params:
         p.grad = torch.ones_like(p)
     assert optimizer.defaults["fused"]

@@ -83,7 +83,8 @@ def _known(cfg: DictConfig, key: str, added: list[str]) -> bool:
     parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
     if isinstance(parent, DictConfig) and "_target_" in parent:
         names = accepted(str(parent._target_))
-        return names is None or leaf in names
+        # A node added whole (`+callbacks.peak._target_=...`): Hydra's own keys, then what its target takes.
+        return names is None or leaf in names or leaf in HYDRA_KEYS
     if parent_key in SCHEMAS:
         return leaf in _fields(SCHEMAS[parent_key])
     if key.startswith("intermediate.") and key.count(".") > 1:
