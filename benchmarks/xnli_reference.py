@@ -3,7 +3,8 @@
     .venv/bin/python -m benchmarks.xnli_reference [--data ../shared/data/xnli] [--epochs 3] [--lr 2e-4]
         [--seeds 1,2,3] [--bf16] [--variant NAME=OVERRIDE[,OVERRIDE...] ...] [--hf-grouped] [--out parity.json]
 
-Each path trains on train-en, selects its checkpoint on dev-en and tests zero-shot on every dev file. xrobust runs
+Each path trains on 90% of train-en, selects its checkpoint on the other 10% (the same seeded items on both paths:
+`data.heldout=true`) and tests zero-shot on every dev file, dev-en included, untouched by the selection. xrobust runs
 at its defaults and once per --variant (default: `length groups=data.group_by_length=true`), the Trainer as a
 user writes it (dynamic padding, shuffled batches, frozen input embeddings, its default fused AdamW), and with
 --hf-grouped also with its length grouping (`train_sampling_strategy="group_by_length"`). Prints the target mean
@@ -24,6 +25,7 @@ from hydra import compose, initialize_config_dir
 
 from benchmarks.hf_reference import Settings, run_hf_trainer
 from benchmarks.measure import compose_run
+from xrobust.data.datamodule import split_by_item
 from xrobust.data.sources import LocalFolderSource
 from xrobust.data.task import TaskSpec
 from xrobust.models.embedded import ensure_embedded_model
@@ -31,6 +33,7 @@ from xrobust.results import summarize_accuracy
 from xrobust.train import run
 
 ROOT = Path(__file__).resolve().parents[1]
+HELDOUT_FRACTION = 0.1  # conf/data/default.yaml's val_fraction, which data.heldout=true holds out
 HF = "HF Trainer"
 HF_GROUPED = "HF Trainer, group_by_length"
 LENGTH_GROUPS = "length groups=data.group_by_length=true"
@@ -41,6 +44,7 @@ def xrobust_run(data: Path, settings: Settings, out: Path, extra: list[str]) -> 
         "task=xnli",
         f"data.local_dir={data}",
         "data.test_split=dev",
+        "data.heldout=true",
         "logger=csv",
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
@@ -61,12 +65,13 @@ def hf_run(data: Path, settings: Settings) -> dict[str, float]:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         task = TaskSpec.from_config(compose("train", overrides=["task=xnli"]).task)
     source = LocalFolderSource(task, data)
+    train, heldout = split_by_item(source.load("train", "en"), HELDOUT_FRACTION, settings.seed)
     return run_hf_trainer(
         str(ensure_embedded_model("me5-small")),
         task.text_fields,
         len(task.label_names),
-        source.load("train", "en"),
-        source.load("dev", "en"),
+        train,
+        heldout,
         {lang: source.load("dev", lang) for lang in task.languages},
         settings,
     )

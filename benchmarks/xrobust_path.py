@@ -24,6 +24,9 @@ def run_xrobust(spec: Spec) -> dict:
         f"task={spec.task}",
         f"data.local_dir={spec.data_dir if spec.data_dir else 'null'}",
         f"data.test_split={spec.test_split}",
+        # Testing on the dev files: nothing is selected here (no validation), but the config refuses to score a
+        # selection set, so the held-out part of train-en stands as the selection set it never uses.
+        *(["data.heldout=true"] if spec.test_split == "dev" else []),
         f"data.batch_size={spec.batch_size}",
         f"data.eval_batch_size={spec.eval_batch_size}",
         f"data.max_length={spec.max_length}",
