@@ -35,6 +35,7 @@ RUN = [
     "trainer.enable_model_summary=false",
     "trainer.enable_checkpointing=false",
     "~callbacks.model_checkpoint",
+    "~callbacks.last_every",
     "~callbacks.crash_checkpoint",
     "trainer.limit_test_batches=1",
     "data.eval_batch_size=8",
