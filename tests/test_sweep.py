@@ -112,7 +112,7 @@ def test_report_on_the_multirun(multirun, tmp_path, capsys):
     assert {(row["larger"], row["smaller"]) for row in diff} == {("me5-small", "me5-small-6l")}
     kinds = sorted({(row["kind"], row["noise"]) for row in diff})
     assert kinds == sorted([("size", NOISES[0]), ("size", NOISES[1]), ("noise_change", NOISES[1])])
-    assert len(diff) == 3 * (len(LANGS) + 1)
+    assert len(diff) == 3 * (len(LANGS) + 2)  # each language, the target mean and the all-language mean
     assert all(float(r["ci_low"]) <= float(r["diff"]) <= float(r["ci_high"]) for r in diff)
     assert "me5-small (118M) minus me5-small-6l" in (out / "size_diff.md").read_text()
 
