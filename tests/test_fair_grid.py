@@ -155,7 +155,8 @@ def test_rs_da_path_without_the_file_source_is_refused():
 
 
 FLAT = [
-    *[o for o in FAST if not o.startswith(("trainer.max_steps", "trainer.max_epochs"))],
+    *FAST,
+    "trainer.max_steps=-1",
     "model=me5-small-6l",
     "optim.freeze_embeddings=true",
     "optim.lr=1e-12",
