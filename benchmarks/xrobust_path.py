@@ -1,4 +1,5 @@
-"""The xrobust path of the benchmarks: the config composed from conf/, the real datamodule, module and Trainer."""
+"""The xrobust path of the benchmarks: the config composed from conf/, the job built as xrobust.train builds it
+(xrobust.stages.build_job: datamodule, module of the task's kind, noise, Trainer)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,10 @@ from benchmarks.measure import PaddingMeter, Spec, compose_run, evaluation_figur
 def run_xrobust(spec: Spec) -> dict:
     """The path users run: config composed from conf/, the real datamodule, module and Lightning Trainer."""
     import pytorch_lightning as pl
-    from hydra.utils import instantiate
     from transformers import DataCollatorWithPadding
 
     from xrobust.config import validate
-    from xrobust.models.loading import resolve_pretrained
+    from xrobust.stages import build_job
 
     out = tempfile.mkdtemp(prefix="xrobust-bench-")
     overrides = [
@@ -50,34 +50,20 @@ def run_xrobust(spec: Spec) -> dict:
     ]
     cfg = compose_run(overrides, out)
     task = validate(cfg)
-    pl.seed_everything(cfg.seed, workers=True)
-    noise = instantiate(cfg.noise, _partial_=True)()
-    pretrained = resolve_pretrained(cfg.model)
-    started = time.perf_counter()
-    datamodule = instantiate(cfg.data, _partial_=True)(task=task, tokenizer_path=pretrained)
-    loaded = time.perf_counter()
-    datamodule.setup()
-    prep_s, setup_s = time.perf_counter() - started, time.perf_counter() - loaded
     keep = spec.max_eval_examples or None
-    datamodule.test_sets = {
-        lang: rows.select(range(min(keep or len(rows), len(rows))))
-        for lang, rows in datamodule.test_sets.items()
-        if lang in task.target_languages
-    }
-    if spec.pad_to_max_length:
-        datamodule.collate = DataCollatorWithPadding(
-            datamodule.tokenizer, padding="max_length", max_length=spec.max_length
-        )
-    meter = datamodule.collate = PaddingMeter(datamodule.collate)
-    module = instantiate(cfg.module, _partial_=True)(
-        pretrained=pretrained, label_names=list(task.label_names), test_names=datamodule.test_names, noise=noise
-    )
-    if not spec.dropout:
-        for layer in module.model.modules():
-            if isinstance(layer, torch.nn.Dropout):
-                layer.p = 0.0
-    noise.setup(module.model, datamodule.tokenizer, datamodule.train_rows)
-    datamodule.train_text_transform = noise.text_transform()
+
+    def trim_and_meter(datamodule) -> None:
+        """Test the target languages only (their first max_eval_examples items), through the padding meter."""
+        datamodule.test_sets = {
+            lang: rows.select(range(min(keep or len(rows), len(rows))))
+            for lang, rows in datamodule.test_sets.items()
+            if lang in task.target_languages
+        }
+        if spec.pad_to_max_length:
+            datamodule.collate = DataCollatorWithPadding(
+                datamodule.tokenizer, padding="max_length", max_length=spec.max_length
+            )
+        datamodule.collate = PaddingMeter(datamodule.collate)
 
     class StepClock(pl.Callback):
         def __init__(self):
@@ -87,10 +73,16 @@ def run_xrobust(spec: Spec) -> dict:
             self.stamps.append(time.perf_counter())
 
     clock = StepClock()
-    trainer = instantiate(cfg.trainer, callbacks=[clock], logger=False)
+    # The job as xrobust.train builds it, with the step clock as its only callback.
+    job = build_job(cfg, task=task, callbacks=[clock], edit_data=trim_and_meter)
+    datamodule, module, trainer, meter = job.datamodule, job.module, job.trainer, job.datamodule.collate
+    if not spec.dropout:
+        for layer in module.model.modules():
+            if isinstance(layer, torch.nn.Dropout):
+                layer.p = 0.0
     result: dict = {
-        "prep_s": prep_s,
-        "setup_s": setup_s,
+        "prep_s": job.timings["data"],
+        "setup_s": job.timings["data_setup"],
         "trainable_parameters": sum(p.numel() for p in module.parameters() if p.requires_grad),
     }
     if spec.steps or spec.epochs:

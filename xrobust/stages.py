@@ -13,9 +13,9 @@ import copy
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -29,6 +29,7 @@ from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
 from xrobust.loggers import finish_run
 from xrobust.models.export import export_from_ranks
+from xrobust.models.loading import resolve_pretrained
 from xrobust.module import TransferModule
 from xrobust.noise.base import NoiseMethod
 from xrobust.results import config_hash, early_stopped, stage_record, write_json
@@ -58,14 +59,40 @@ class Job:
     train_seconds: float = 0.0
     # eval.test_last: the test results of the weights after the last epoch (before the selection was loaded).
     last_epoch_results: dict | None = None
+    # Seconds spent building: "data" (tokenizer and every split read), "data_setup" (the reading alone).
+    timings: dict[str, float] = field(default_factory=dict)
 
 
-def build_job(cfg: DictConfig, task: TaskSpec, pretrained: str) -> Job:
-    """Instantiate what the config names; the run-time objects are passed to partials, so Hydra never
-    converts them into configs."""
+def build_job(
+    cfg: DictConfig,
+    pretrained: str | None = None,
+    *,
+    task: TaskSpec | None = None,
+    callbacks: list[pl.Callback] | None = None,
+    edit_data: Callable[[TransferDataModule], None] | None = None,
+) -> Job:
+    """The one way to build a job from its config (the entry point, the intermediate stage, the benchmarks): seed,
+    then build in the order that matters: the data (its tokenizer and test sets name the module's), the module
+    (of the task's kind), the noise method on the module's embeddings and the training rows, its text transform
+    on the data, then the callbacks, logger and Trainer. Nothing is fitted.
+
+    pretrained: the weights to start from; None: the config's model (built or downloaded, resolve_pretrained).
+    task: the task as validate(cfg) returned it; None: validate(cfg) here.
+    callbacks: the Trainer's callbacks instead of cfg.callbacks (a benchmark timing the bare loop).
+    edit_data: called on the set-up data module before the module is built (a benchmark trimming its test sets).
+    """
+    task = validate(cfg) if task is None else task
+    pretrained = resolve_pretrained(cfg.model) if pretrained is None else pretrained
+    pl.seed_everything(cfg.seed, workers=True)
+    # The run-time objects are passed to partials, so Hydra never converts them into configs.
     noise = instantiate(cfg.noise, _partial_=True)()  # called outside Hydra: a bad value stays an XrobustError
+    started = time.perf_counter()
     datamodule = instantiate(cfg.data, _partial_=True)(task=task, tokenizer_path=pretrained)
+    loaded = time.perf_counter()
     datamodule.setup()
+    timings = {"data": time.perf_counter() - started, "data_setup": time.perf_counter() - loaded}
+    if edit_data is not None:
+        edit_data(datamodule)
     module = instantiate(cfg.module, _partial_=True)(
         pretrained=pretrained,
         label_names=list(task.label_names),
@@ -75,12 +102,13 @@ def build_job(cfg: DictConfig, task: TaskSpec, pretrained: str) -> Job:
     )
     noise.setup(module.model, datamodule.tokenizer, datamodule.train_rows)
     datamodule.train_text_transform = noise.text_transform()
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    if callbacks is None:
+        callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
     if logger:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    return Job(noise, datamodule, module, trainer, logger)
+    return Job(noise, datamodule, module, trainer, logger, timings=timings)
 
 
 @contextmanager
@@ -88,8 +116,7 @@ def fitted_stage(cfg: DictConfig, task: TaskSpec, pretrained: str) -> Iterator[J
     """Seed, build, fit (resuming from cfg.ckpt_path) and select the checkpoint with the best dev-en accuracy.
     The caller evaluates the selection (ckpt_path=job.selected) inside the block; leaving it finishes the
     logger's run, so each stage of a sweep is one run."""
-    pl.seed_everything(cfg.seed, workers=True)
-    job = build_job(cfg, task, pretrained)
+    job = build_job(cfg, pretrained, task=task)
     started = time.perf_counter()
     job.trainer.fit(job.module, datamodule=job.datamodule, ckpt_path=cfg.ckpt_path)
     job.train_seconds = time.perf_counter() - started
