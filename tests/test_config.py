@@ -81,7 +81,7 @@ def test_the_task_base_holds_taskspecs_defaults():
 
 @pytest.mark.parametrize("model", options("model"))
 def test_every_model_names_its_family(model):
-    family = {"me5": "me5-small", "xlmr": "xlmr-", "mt0": "mt0-", "mdeberta": "mdeberta-"}
+    family = {"me5": "me5-small", "xlmr": "xlmr-", "mt0": "mt0-", "mt5": "mt5-", "mdeberta": "mdeberta-"}
     cfg = compose_config([f"model={model}"])
     assert model.startswith(family[cfg.model.family])
 
