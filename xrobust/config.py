@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from xrobust.checkpoint_io import KEEP_CHOICES
 from xrobust.data.task import TaskSpec
 from xrobust.errors import SweepError
+from xrobust.kinds.base import HEADS, SEQ2SEQ
 from xrobust.schema import check_keys
 from xrobust.validation import require, typed
 from xrobust.writable import check_writable
@@ -93,6 +94,10 @@ def validate(cfg: DictConfig) -> TaskSpec:
         if not (field.nullable and value is None):
             typed(value, field.key, field.kind, field.rule, field.ok)
     task = TaskSpec.from_config(cfg.task)
+    head = cfg.model.get("head", "classifier")
+    require(head in HEADS, "model.head", head, f"must be one of {', '.join(HEADS)}")
+    if head == SEQ2SEQ:
+        task.prompt_template()  # the one line now when task.template names no template
     check_splits(cfg.data)
     scale = cfg.eval.perturbation.get("eps_scale", "relative")
     require(scale in ("relative", "absolute"), "eval.perturbation.eps_scale", scale, "must be relative or absolute")

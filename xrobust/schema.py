@@ -23,9 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
 
-# Mappings whose keys are data, not settings: LoRA targets per model type, and Hydra's own config (which Hydra
-# checks itself).
-FREE_FORM = ("finetune.target_modules", "hydra")
+# Mappings whose keys are data, not settings: LoRA targets per model type, prompt templates by name (TaskSpec
+# checks each entry's keys), and Hydra's own config (which Hydra checks itself).
+FREE_FORM = ("finetune.target_modules", "task.templates", "intermediate.task.templates", "hydra")
 # Nodes without a `_target_` that a dataclass reads field by field.
 SCHEMAS: dict[str, type] = {"task": TaskSpec, "intermediate.task": TaskSpec}
 # Keys Hydra's instantiate reads itself.

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xrobust.data.templates import Template, check_verbalizer, parse_templates
 from xrobust.errors import XrobustError
 from xrobust.kinds import TaskKind, get_kind
 
@@ -49,6 +50,11 @@ class TaskSpec:
     local_format: str = "tsv"
     # A glob for the English training files when they are several, e.g. XCOPA's train-en-from-*.jsonl.
     local_train_files: str | None = None
+    # The text-to-text head (model.head=seq2seq; xrobust/data/templates.py): the label strings (None: label_names),
+    # prompt templates by name, and the name a run uses.
+    verbalizer: tuple[str, ...] | None = None
+    templates: dict[str, Template] = field(default_factory=dict)
+    template: str = "mt5"
 
     @classmethod
     def from_config(cls, cfg: Any) -> TaskSpec:
@@ -88,6 +94,12 @@ class TaskSpec:
             check_hub_id(str(source_hub["id"]), "task.source_hub.id", where)
         if raw.get("hub_id"):
             check_hub_id(str(raw["hub_id"]), "task.hub_id", where)
+        text_fields = tuple(raw.get("text_fields") or ("premise", "hypothesis"))
+        question_field = raw.get("question_field")
+        row_fields = (*text_fields, question_field) if question_field else text_fields
+        verbalizer = raw.get("verbalizer")
+        verbalizer = tuple(str(v) for v in verbalizer) if verbalizer is not None else None
+        check_verbalizer(verbalizer, len(labels), "task.verbalizer", where)
         spec = cls(
             name=str(raw["name"]),
             kind=str(raw["kind"]),
@@ -95,7 +107,7 @@ class TaskSpec:
             languages=languages,
             source_language=source,
             source_tested=source_tested,
-            text_fields=tuple(raw.get("text_fields") or ("premise", "hypothesis")),
+            text_fields=text_fields,
             label_aliases=aliases,
             packaged=bool(raw.get("packaged", False)),
             hub_id=raw.get("hub_id"),
@@ -105,11 +117,16 @@ class TaskSpec:
             hub_data_files=str(raw.get("hub_data_files") or HUB_DATA_FILES),
             source_hub=source_hub,
             choice_fields=tuple(raw.get("choice_fields") or ()),
-            question_field=raw.get("question_field"),
+            question_field=question_field,
             question_prompts={str(k): str(v) for k, v in (raw.get("question_prompts") or {}).items()},
             local_format=local_format,
             local_train_files=raw.get("local_train_files"),
+            verbalizer=verbalizer,
+            templates=parse_templates(raw.get("templates"), row_fields, where),
+            template=str(raw.get("template") or "mt5"),
         )
+        for name, template in spec.templates.items():
+            check_verbalizer(template.verbalizer, len(labels), f"task.templates.{name}.verbalizer", where)
         kind.validate(spec, where)
         return spec
 
@@ -137,6 +154,21 @@ class TaskSpec:
     def input_fields(self) -> tuple[str, ...]:
         """Every column an example needs besides its label."""
         return (*self.text_fields, self.question_field) if self.question_field else self.text_fields
+
+    def prompt_template(self) -> Template:
+        """The template `task.template` names; one XrobustError line when the task has none of that name."""
+        if self.template not in self.templates:
+            have = ", ".join(self.templates) or "none"
+            raise XrobustError(
+                f"task '{self.name}': task.template={self.template!r} names no entry of task.templates (it has: "
+                f"{have}); model.head=seq2seq formats every row with it"
+            )
+        return self.templates[self.template]
+
+    def label_strings(self) -> tuple[str, ...]:
+        """What the text-to-text head scores each label as: the chosen template's verbalizer, else the task's,
+        else the label names."""
+        return self.prompt_template().verbalizer or self.verbalizer or self.label_names
 
     def check_language(self, lang: str) -> None:
         """The task's test languages and its source language (which need not be tested, e.g. XCOPA)."""

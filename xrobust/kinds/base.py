@@ -15,6 +15,11 @@ if TYPE_CHECKING:
 
     from xrobust.data.task import TaskSpec
 
+# model.head: an encoder with a classification head (a fresh one per task), or the whole encoder-decoder trained
+# and scored text-to-text (xrobust/models/seq2seq.py).
+CLASSIFIER, SEQ2SEQ = "classifier", "seq2seq"
+HEADS = (CLASSIFIER, SEQ2SEQ)
+
 
 class TaskKind(ABC):
     """One task kind; the task config's `kind` names the module whose `KIND` is an instance of it."""

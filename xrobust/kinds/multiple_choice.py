@@ -23,6 +23,14 @@ class MultipleChoiceKind(TaskKind):
             )
         if spec.text_fields[0] in choices or any(c not in spec.text_fields for c in choices):
             raise XrobustError(f"{where}: task.text_fields must be the context field followed by the choices")
+        verbalizers = {"task.verbalizer": spec.verbalizer}
+        verbalizers |= {f"task.templates.{name}.verbalizer": t.verbalizer for name, t in spec.templates.items()}
+        for key, verbalizer in verbalizers.items():
+            if verbalizer is not None:
+                raise XrobustError(
+                    f"{where}: {key} must be null: a multiple-choice task scores the text of each choice "
+                    f"({', '.join(spec.choice_fields)})"
+                )
 
     def encode(self, batch: dict, tokenizer, task, max_length: int) -> dict:
         """One (context + question prompt, choice) pair per choice, as nested lists (example -> choice -> ids)
