@@ -22,6 +22,8 @@ from xrobust.writable import check_writable
 # The config tree; absolute, so the console scripts work from any directory.
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+# finetune.method of conf/finetune/none.yaml: nothing is fitted, the job tests the weights as loaded.
+NO_TRAINING = "none"
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ def validate(cfg: DictConfig) -> TaskSpec:
         "must be null, last or an existing checkpoint file or folder",
     )
     check_launch(cfg.trainer)
+    check_no_training(cfg)
     check_keys(cfg, CONF_DIR)
     check_writable(Path(cfg.paths.output_dir))
     return task
@@ -138,6 +141,31 @@ def check_splits(data: DictConfig) -> None:
         f"must differ from data.test_split: selecting on {data.test_split} reports the set it was selected on; "
         "with no test split of its own, set data.heldout=true (select on a held-out part of train-en)",
     )
+
+
+def check_no_training(cfg: DictConfig) -> None:
+    """finetune=none tests the weights as loaded: only a head that the pretrained model already holds (the seq2seq
+    LM ranking verbalized labels) predicts anything; a classifier head would be freshly initialised. An intermediate
+    stage that trains nothing hands on the model unchanged."""
+    if cfg.finetune.get("method") != NO_TRAINING:
+        return
+    head = cfg.model.get("head", "classifier")
+    require(
+        head == "seq2seq",
+        "model.head",
+        head,
+        "finetune=none tests the model as loaded, and a classifier head is a fresh random one: use "
+        "model.head=seq2seq (rank classification of the verbalized labels), or train it (finetune=full|lora)",
+    )
+    stage = cfg.get("intermediate")
+    if stage:
+        method = (stage.get("finetune") or {}).get("method", NO_TRAINING)
+        require(
+            method != NO_TRAINING,
+            "intermediate",
+            stage.get("name"),
+            "with finetune=none the intermediate stage would train nothing: set +intermediate.finetune.method=full",
+        )
 
 
 def check_launch(trainer: DictConfig) -> None:

@@ -23,7 +23,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import Logger
 
-from xrobust.config import validate
+from xrobust.config import NO_TRAINING, validate
 from xrobust.data.datamodule import TransferDataModule
 from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
@@ -112,11 +112,23 @@ def build_job(
 
 
 @contextmanager
-def fitted_stage(cfg: DictConfig, task: TaskSpec, pretrained: str) -> Iterator[Job]:
+def fitted_stage(cfg: DictConfig, task: TaskSpec, pretrained: str, weights: str | None = None) -> Iterator[Job]:
     """Seed, build, fit (resuming from cfg.ckpt_path) and select the checkpoint with the best dev-en accuracy.
     The caller evaluates the selection (ckpt_path=job.selected) inside the block; leaving it finishes the
-    logger's run, so each stage of a sweep is one run."""
+    logger's run, so each stage of a sweep is one run. Nothing is fitted under finetune=none (the selection is
+    the weights as loaded) or with `weights`, a finished job's kept checkpoint (the selection; xrobust/eval.py)."""
     job = build_job(cfg, pretrained, task=task)
+    if weights is None and cfg.finetune.get("method") != NO_TRAINING:
+        fit_and_select(cfg, job)
+    else:
+        job.selected = weights
+    yield job
+    finish_run(job.logger)
+
+
+def fit_and_select(cfg: DictConfig, job: Job) -> None:
+    """Fit (resuming from cfg.ckpt_path), then record the dev-en selection and, with eval.test_last, the last
+    epoch's test results."""
     started = time.perf_counter()
     job.trainer.fit(job.module, datamodule=job.datamodule, ckpt_path=cfg.ckpt_path)
     job.train_seconds = time.perf_counter() - started
@@ -130,8 +142,6 @@ def fitted_stage(cfg: DictConfig, task: TaskSpec, pretrained: str) -> Iterator[J
         # The module holds the last epoch's weights until the caller tests the selection (ckpt_path="best").
         job.trainer.test(job.module, datamodule=job.datamodule, ckpt_path=None, verbose=False)
         job.last_epoch_results = dict(job.module.test_results)
-    yield job
-    finish_run(job.logger)
 
 
 def run_intermediate_stage(cfg: DictConfig, pretrained: str, stage_dir: Path) -> tuple[str, dict]:

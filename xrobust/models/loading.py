@@ -195,13 +195,16 @@ def _check_architecture(loaded, shipped, architecture, pretrained) -> None:
 
 
 def apply_finetune(model: nn.Module, finetune: Mapping[str, Any] | None, model_type: str) -> nn.Module:
-    """The model itself for `method: full`; a peft LoRA model (adapters + trained heads) for `method: lora`."""
+    """The model itself for `method: full` (for `none`, frozen); a peft LoRA model (adapters + trained heads) for
+    `method: lora`."""
     finetune = plain(finetune) or {}
     method = finetune.get("method", "full")
     if method == "full":
         return model
+    if method == "none":  # finetune=none: tested as loaded, so nothing is trainable (and none is counted so)
+        return model.requires_grad_(False)
     if method != "lora":
-        raise XrobustError(f"invalid config: finetune.method={method!r} (must be one of full, lora)")
+        raise XrobustError(f"invalid config: finetune.method={method!r} (must be one of full, lora, none)")
     from peft import LoraConfig, get_peft_model
 
     targets = lora_targets(finetune.get("target_modules"), model_type)
