@@ -2,7 +2,8 @@
 
 The axis (`--compare`) is `model` (default), `noise` or any key that labels the sweep's jobs (identity.py).
 A row of a table holds one setting of the other keys, e.g. noise=rs_rp with noise.eps=0.5. Along `model`, pairs
-are larger:smaller within a family by default (sizes.py); each row is a size gap, and each row under a noise other
+are larger:smaller within a family by default, and a model against its model.base_model (mt0-xxl:mt5-xxl, the
+same architecture trained further: sizes.py); each row is such a gap, and each row under a noise other
 than the baseline also gets the change of that gap against the baseline noise's row with the same other keys.
 Along `noise`, each noise is contrasted with the baseline noise; along another key, each value with the first
 (in sorted order). `--pairs FIRST:SECOND,...` names the pairs instead (model names, noise names or key values).

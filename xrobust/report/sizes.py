@@ -4,7 +4,9 @@ Size is the non-embedding (transformer body) parameter count from results.json (
 the input embedding matrix grows with the vocabulary, not with depth or width, and it makes mdeberta-v3-base
 "larger" than xlmr-base although their bodies are the same. Runs written before that field existed fall back to
 the total count, and the report says so. By default only models of one `model.family` are contrasted (xlmr-large
-against xlmr-base, not against mt0-large); `--pairs` names other pairs.
+against xlmr-base, not against mt0-large), plus each model against its `model.base_model` when both ran: the same
+architecture with different training (mt0-xxl minus mt5-xxl: what xP3's multitask fine-tuning adds). `--pairs`
+names other pairs.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from xrobust.report.collect import Job
 
 # Two bodies closer than this (relative) are the same size: no "larger" among them.
 SAME_SIZE = 0.01
+# The flattened config key naming the model a checkpoint was trained from (conf/model/mt0-*.yaml).
+BASE_MODEL = "model.base_model"
 
 
 def human_params(n: int) -> str:
@@ -31,6 +35,8 @@ class ModelSize:
     total: int
     body: int | None
     family: str | None
+    # The model these weights were trained from (results.json config model.base_model): same architecture.
+    base: str | None = None
 
     def size(self, by_body: bool) -> int:
         return self.body if by_body and self.body is not None else self.total
@@ -53,6 +59,7 @@ def model_sizes(jobs: list[Job]) -> list[ModelSize]:
             min(job.num_parameters for job in runs),
             min((job.non_embedding_parameters for job in runs if job.non_embedding_parameters), default=None),
             next((job.family for job in runs if job.family), None),
+            next((job.flat_config[BASE_MODEL] for job in runs if job.flat_config.get(BASE_MODEL)), None),
         )
         for name, runs in found.items()
     ]
@@ -80,16 +87,23 @@ def basis_text(sizes: list[ModelSize], chosen_pairs: bool) -> str:
         pairs = "pairs within each model family (model.family), larger minus smaller"
     else:
         pairs = "every pair of models, larger minus smaller (no model.family declared)"
+    trained = [f"{s.name} minus {s.base}" for s in sizes if s.base in {other.name for other in sizes}]
+    if trained and not chosen_pairs:
+        pairs += (
+            f"; and each model minus the checkpoint it was trained from (model.base_model: the same architecture, "
+            f"different training): {', '.join(trained)}"
+        )
     return f"{size}; {pairs}."
 
 
 def default_pairs(sizes: list[ModelSize]) -> tuple[list[tuple[ModelSize, ModelSize]], list[str]]:
-    """(larger, smaller) pairs within each family (or all pairs when a family is missing), and notes on pairs
-    left out because their bodies are the same size."""
+    """(larger, smaller) pairs within each family (or all pairs when a family is missing), then (model, its
+    model.base_model) for each model whose base also ran, and notes on pairs left out because their bodies are the
+    same size."""
     by_body, by_family = size_basis(sizes)
     pairs, notes = [], []
     for larger, smaller in combinations(sizes, 2):  # sizes are largest first
-        if by_family and larger.family != smaller.family:
+        if by_family and larger.family != smaller.family or trained_from(larger, smaller):
             continue
         big, small = larger.size(by_body), smaller.size(by_body)
         if by_body and big - small < SAME_SIZE * big:
@@ -100,7 +114,14 @@ def default_pairs(sizes: list[ModelSize]) -> tuple[list[tuple[ModelSize, ModelSi
             continue
         if big != small:
             pairs.append((larger, smaller))
+    by_name = {size.name: size for size in sizes}
+    pairs += [(size, by_name[size.base]) for size in sizes if size.base in by_name and size.base != size.name]
     return pairs, notes
+
+
+def trained_from(first: ModelSize, second: ModelSize) -> bool:
+    """Whether one of the two names the other as its model.base_model (a training contrast, not a size one)."""
+    return first.base == second.name or second.base == first.name
 
 
 def parse_pairs(text: str | None) -> list[tuple[str, str]] | None:
