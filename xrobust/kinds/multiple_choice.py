@@ -1,5 +1,7 @@
-"""Multiple choice (XCOPA): a context, an optional question turned into a prompt, one candidate per choice field;
-the label is the index of the right choice. Each choice is scored as the pair (context + prompt, choice)."""
+"""Multiple choice (XCOPA, SIQA): a context, an optional question turned into a prompt (XCOPA's cause/effect through
+task.question_prompts; a question the mapping lacks, like SIQA's free-text ones, is appended as written), one
+candidate per choice field; the label is the index of the right choice. Each choice is scored as the pair
+(context + prompt, choice)."""
 
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ class MultipleChoiceKind(TaskKind):
         n_choices = len(task.choice_fields)
         contexts = []
         for i, context in enumerate(batch[task.text_fields[0]]):
-            prompt = task.question_prompts.get(batch[task.question_field][i], "") if task.question_field else ""
+            question = batch[task.question_field][i] if task.question_field else ""
+            prompt = task.question_prompts.get(question, question)
             contexts.append(f"{context} {prompt}".strip())
         firsts = [context for context in contexts for _ in range(n_choices)]
         seconds = [batch[field][i] for i in range(len(contexts)) for field in task.choice_fields]
