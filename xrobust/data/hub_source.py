@@ -111,6 +111,7 @@ class HubSource:
             self.prepare(split, lang)
             prepared = self._prepared(where)
         rows, resolved = prepared
+        rows = self._label_indices(rows, where)
         self._check(rows, where)
         self.provenance[f"{split}-{lang}"] = {
             "dataset": where.dataset,
@@ -156,6 +157,19 @@ class HubSource:
                 f"{where.dataset} at revision {where.revision} still holds a loading script, which datasets no longer "
                 "runs: set task.revision=null (the newest commit) or a later commit holding Parquet files"
             ) from None
+
+    def _label_indices(self, rows: datasets.Dataset, where: HubSplit) -> datasets.Dataset:
+        """A string label column (Social IQa's '1'/'2'/'3') as label indices, read as local files read it
+        (task.label_names, label_aliases); an unknown label stops the run with one line."""
+        label = rows.features.get("label")
+        if not isinstance(label, datasets.Value) or label.dtype not in ("string", "large_string"):
+            return rows
+        indices = [self.task.label_index(str(value)) for value in rows["label"]]
+        if None in indices:
+            bad = rows["label"][indices.index(None)]
+            known = ", ".join([*self.task.label_names, *self.task.label_aliases])
+            raise XrobustError(f"{where.name} split {where.split!r}: unknown label {bad!r} (known: {known})")
+        return rows.remove_columns("label").add_column("label", indices)
 
     def _check(self, rows: datasets.Dataset, where: HubSplit) -> None:
         """Columns, label order and labels present, so a changed or mislabelled repo stops the run up front."""
