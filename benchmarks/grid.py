@@ -24,7 +24,7 @@ from pathlib import Path
 
 from benchmarks.measure import ROOT
 from benchmarks.rounds import machine, markdown_table
-from xrobust.results import RESULTS_FILE
+from xrobust.run_result import RESULTS_FILE, RunResult
 
 GRID = ["experiment=size_grid_cpu", "logger=none"]
 
@@ -46,9 +46,9 @@ def run_sweep(concurrent: int, extra: list[str], sweep_dir: Path) -> dict:
         raise RuntimeError(f"{failed}:\n{proc.stderr[-3000:]}")
     jobs = {}
     for path in sorted(sweep_dir.glob(f"*/{RESULTS_FILE}")):
-        result = json.loads(path.read_text())
-        job_seconds = sum(result["wall_time_s"].values())  # training (with the dev checks) and testing
-        jobs[path.parent.name] = {"target_mean": result["target_mean"], "wall_time_s": job_seconds}
+        result = RunResult.read(path)
+        job_seconds = sum(result.wall_time_s.values())  # training (with the dev checks) and testing
+        jobs[path.parent.name] = {"target_mean": result.target_mean, "wall_time_s": job_seconds}
     return {"concurrent": concurrent, "wall_s": wall, "jobs": jobs}
 
 

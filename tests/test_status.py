@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from small_runs import env, overrides, small_sample, varied_tiny_checkpoint, wait_for
 
 from xrobust.loggers import summary_metrics
+from xrobust.status import main as status_main
 from xrobust.status import report
 
 SWEEP = ["hydra.sweep.subdir=e${trainer.max_epochs}", "trainer.max_epochs=-3,1,40"]
@@ -133,6 +134,20 @@ def test_a_corrupt_results_file_is_named_not_taken_for_a_job_not_started(tmp_pat
     assert lines[0] == f"corrupt      s1  {results} is not a readable results file; the job runs again"
     assert lines[1] == "not started  seed=2"
     assert lines[2] == "2 jobs: 0 finished, 0 resumable, 0 failed, 1 corrupt, 1 not started"
+
+
+def test_a_results_file_of_an_unknown_schema_version_stops_the_status_in_one_line(tmp_path, capsys):
+    """A results.json from before schema_version is a finished job (version 1); one of a later version is named."""
+    sweep = hand_made_sweep(tmp_path / "sweep")
+    results = sweep / "s1" / "results.json"
+    old = {"task": "sample", "model": {"name": "m", "num_parameters": 1}, "noise": {"name": "none"}, "seed": 1}
+    old |= {"source_language": "en", "accuracy": {"en": 0.5}, "n_examples": {"en": 2}}
+    results.write_text(json.dumps(old))
+    assert report(sweep)[0].splitlines()[0] == "finished     s1"
+    results.write_text(json.dumps({**old, "schema_version": 9, "contamination": False}))
+    assert status_main([str(sweep)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"xrobust-status: error: {results}: schema_version 9 is not one")
 
 
 @pytest.mark.parametrize("name", ["plain", "my sweep", "échantillon ü", 'it\'s "quoted" \\ back', "a,b=c"])

@@ -112,6 +112,13 @@ def validate(cfg: DictConfig) -> TaskSpec:
         ckpt,
         "must be null, last or an existing checkpoint file or folder",
     )
+    mixture = cfg.model.get("training_mixture")
+    require(
+        mixture is None or (OmegaConf.is_list(mixture) and all(isinstance(name, str) for name in mixture)),
+        "model.training_mixture",
+        mixture,
+        "must be a list of task names (conf/task/<name>.yaml), [] for none",
+    )
     check_launch(cfg.trainer)
     check_no_training(cfg)
     check_keys(cfg, CONF_DIR)

@@ -1,5 +1,6 @@
-"""results.json and predictions: what one run measured (the schema xrobust/report reads), written atomically so a
-crash never leaves half a file."""
+"""What one run measured, from its finished job: results.json (its schema: xrobust/run_result.py) and
+predictions.tsv, written atomically so a crash never leaves half a file; and the config hash that tells a
+finished job's folder from another config's."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from xrobust.atomic import atomic_write_text
 from xrobust.predictions import predictions_tsv
+from xrobust.run_result import RESULTS_FILE, ModelRecord, ModelSelection, RunResult
 
 if TYPE_CHECKING:
     from xrobust.data.task import TaskSpec
     from xrobust.stages import Job
 
-RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.tsv"
 # Keys that change where or how visibly a job runs, or what it keeps afterwards, never what it computes. The callbacks
 # are hashed: early stopping changes the result.
@@ -27,6 +28,9 @@ NOT_HASHED = ("hydra", "paths", "logger", "ckpt_path", "skip_completed", "checkp
 NOT_HASHED_TRAINER = ("enable_progress_bar", "enable_model_summary", "default_root_dir", "log_every_n_steps", "plugins")
 # The paths.* folders a run writes into: any value inside them (a callback's dirpath, a cache) is a place, not meaning.
 OUTPUT_PLACES = ("output_dir", "cache_dir")
+# Keys added after jobs had run, at the value that means what their absence meant: left out of the hash there, so
+# a finished job is still found finished (model.head: classifier is the only head older jobs had).
+ADDED_AT_DEFAULT = {("model", "training_mixture"): [], ("model", "head"): "classifier"}
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -38,6 +42,9 @@ def config_hash(cfg: DictConfig) -> str:
         resolved.pop(key, None)
     for key in NOT_HASHED_TRAINER:
         resolved.get("trainer", {}).pop(key, None)
+    for (group, key), default in ADDED_AT_DEFAULT.items():
+        if key in (resolved.get(group) or {}) and resolved[group][key] == default:
+            del resolved[group][key]
     meaning = _without_places(resolved, [place.rstrip("/") for place in places])
     return hashlib.sha256(json.dumps(meaning, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -69,20 +76,23 @@ def write_predictions(
     atomic_write_text(path, predictions_tsv(predictions, perturbed))
 
 
-def completed_results(run_dir: Path) -> dict[str, Any] | None:
-    """The results of a finished run in this folder, or None when there are none (or only a broken file)."""
+def completed_results(run_dir: Path) -> RunResult | None:
+    """The results of a finished run in this folder; None when there are none, or only a torn file (the job runs
+    again). A file of a schema version this xrobust cannot read, or missing a field, is refused (XrobustError)."""
     path = run_dir / RESULTS_FILE
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
         return None
+    return RunResult.from_dict(data, path)
 
 
 def completed_hash(run_dir: Path) -> str | None:
     """The config hash of a finished run in this folder, or None when there is none."""
-    return (completed_results(run_dir) or {}).get("config_hash")
+    result = completed_results(run_dir)
+    return None if result is None else result.config_hash
 
 
 def majority_class_accuracy(labels: list[int]) -> float:
@@ -173,75 +183,93 @@ def stage_record(name: str, cfg: DictConfig, task: TaskSpec, job: Job, pretraine
     }
 
 
+def contamination(cfg: DictConfig) -> bool:
+    """Whether the result is not zero-shot: the model's training mixture (model.training_mixture, task names)
+    holds the task, or the intermediate task trained on before it."""
+    mixture = set(cfg.model.get("training_mixture") or ())
+    tasks = {cfg.task.name} | ({cfg.intermediate.task.name} if cfg.get("intermediate") else set())
+    return bool(mixture & tasks)
+
+
+def prompt_template(cfg: DictConfig, task: TaskSpec) -> dict[str, Any] | None:
+    """The text-to-text head's prompt: task.template's name, its input text, the label strings (None: a
+    multiple-choice row ranks its own choices) and its language (None: English); None for a classifier head."""
+    if cfg.model.get("head") != "seq2seq":
+        return None
+    template = task.prompt_template()
+    verbalizer = None if task.choice_fields else list(task.label_strings())
+    return {"name": template.name, "input": template.input, "verbalizer": verbalizer, "language": template.language}
+
+
 def collect_results(
     cfg: DictConfig, task: TaskSpec, job: Job, digest: str, wall_time_s: dict[str, float], stages: list[dict]
-) -> dict[str, Any]:
+) -> RunResult:
     """results.json of a tested job, from its module's test results and its data module's test sets."""
     module, datamodule, trainer = job.module, job.datamodule, job.trainer
     standard = {lang: r for lang, r in module.test_results.items() if lang in task.languages}
     accuracy = {lang: r["accuracy"] for lang, r in standard.items()}
     english, target_mean, gap = summarize_accuracy(accuracy, task.source_language)
-    results = {
-        "config_hash": digest,
-        "task": task.name,
-        "task_label": cfg.task_label,
-        "task_kind": task.kind,
-        "task_group": OmegaConf.to_container(cfg.task_group, resolve=True) if cfg.task_group else None,
-        "model": {
-            "name": cfg.model.name,
-            "family": cfg.model.get("family"),
-            "pretrained": str(cfg.model.pretrained),
-            "num_parameters": module.num_parameters,
-            "trainable_parameters": module.trainable_parameters,
-            "non_embedding_parameters": getattr(module, "non_embedding_parameters", None),
-        },
-        "noise": job.noise.params(),
-        "seed": cfg.seed,
+    result = RunResult(
+        config_hash=digest,
+        task=task.name,
+        task_label=cfg.task_label,
+        task_kind=task.kind,
+        task_group=OmegaConf.to_container(cfg.task_group, resolve=True) if cfg.task_group else None,
+        model=ModelRecord(
+            name=cfg.model.name,
+            family=cfg.model.get("family"),
+            pretrained=str(cfg.model.pretrained),
+            num_parameters=module.num_parameters,
+            trainable_parameters=module.trainable_parameters,
+            non_embedding_parameters=getattr(module, "non_embedding_parameters", None),
+        ),
+        contamination=contamination(cfg),
+        prompt_template=prompt_template(cfg, task),
+        noise=job.noise.params(),
+        seed=cfg.seed,
         # trainer.precision as resolved on this machine (conf/trainer/cpu.yaml: bf16-mixed where bf16 is native)
-        "precision": str(cfg.trainer.precision),
-        "source_language": task.source_language,
-        "data_source": datamodule.source_description,
-        "data_provenance": datamodule.data_provenance,
+        precision=str(cfg.trainer.precision),
+        source_language=task.source_language,
+        data_source=datamodule.source_description,
+        data_provenance=datamodule.data_provenance,
         # None, or whether a resumed fit took an uninterrupted run's batches, and why not (xrobust/data/resumable.py)
-        "resume": datamodule.resume,
-        "model_selection": {
-            "on": datamodule.selection_source,
-            "best_val_acc": job.best_val_acc,
-            "epochs_run": trainer.current_epoch,
-            "steps_run": trainer.global_step,
-            # callbacks=early_stopping: whether dev-en stopped improving before trainer.max_epochs (None: no budget)
-            "early_stopped": job.early_stopped,
-        },
-        "accuracy": accuracy,
-        "n_examples": {lang: r["n"] for lang, r in standard.items()},
-        "majority_class_accuracy": {
+        resume=datamodule.resume,
+        model_selection=ModelSelection(
+            on=datamodule.selection_source,
+            best_val_acc=job.best_val_acc,
+            epochs_run=trainer.current_epoch,
+            steps_run=trainer.global_step,
+            early_stopped=job.early_stopped,
+        ),
+        accuracy=accuracy,
+        n_examples={lang: r["n"] for lang, r in standard.items()},
+        majority_class_accuracy={
             lang: majority_class_accuracy(datamodule.test_sets[lang].with_format(None)["labels"]) for lang in standard
         },
-        "english_accuracy": english,
+        english_accuracy=english,
         # Both averages: over the target languages (zero-shot transfer), and over every language with the source
         # (the XTREME / XTREME-R convention, as the mT5 and XLM-R papers report XNLI).
-        "target_mean": target_mean,
-        "all_language_mean": sum(accuracy.values()) / len(accuracy) if accuracy else None,
-        "transfer_gap": gap,
-    }
+        target_mean=target_mean,
+        all_language_mean=sum(accuracy.values()) / len(accuracy) if accuracy else None,
+        transfer_gap=gap,
+        truncated_examples=datamodule.truncation_counts(),
+        git_sha=git_sha(),
+        predictions_file=PREDICTIONS_FILE if cfg.eval.save_predictions else None,
+        config=OmegaConf.to_container(cfg, resolve=True),
+        wall_time_s=wall_time_s,
+        stages=stages,
+    )
     if job.last_epoch_results is not None:
         last = {lang: job.last_epoch_results[lang]["accuracy"] for lang in standard}
-        results["last_epoch_accuracy"] = last
-        results["last_epoch_target_mean"] = summarize_accuracy(last, task.source_language)[1]
+        result.last_epoch_accuracy = last
+        result.last_epoch_target_mean = summarize_accuracy(last, task.source_language)[1]
     if datamodule.generalized_languages:
-        results["generalized"] = generalized_summary(
+        result.generalized = generalized_summary(
             datamodule.generalized_languages, module.test_results, datamodule.generalized_excluded
         )
     if module.test_perturbation is not None:
         perturbed = {lang: r["perturbed_accuracy"] for lang, r in standard.items()}
-        results["perturbation"] = dict(module.test_perturbation)
-        results["perturbed_accuracy"] = perturbed
-        results["perturbed_target_mean"] = summarize_accuracy(perturbed, task.source_language)[1]
-    return results | {
-        "truncated_examples": datamodule.truncation_counts(),
-        "git_sha": git_sha(),
-        "predictions_file": PREDICTIONS_FILE if cfg.eval.save_predictions else None,
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "wall_time_s": wall_time_s,
-        "stages": stages,
-    }
+        result.perturbation = dict(module.test_perturbation)
+        result.perturbed_accuracy = perturbed
+        result.perturbed_target_mean = summarize_accuracy(perturbed, task.source_language)[1]
+    return result

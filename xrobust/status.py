@@ -27,7 +27,8 @@ from xrobust.errors import XrobustError
 from xrobust.results import RESULTS_FILE, completed_results
 
 FAILED_FILE = "failed.json"
-# "corrupt": a results.json that does not parse (a disk filled up, a copy cut short); the job runs again.
+# "corrupt": a results.json that does not parse (a disk filled up, a copy cut short); the job runs again. One that
+# parses but is of a schema version this xrobust cannot read, or lacks a field, stops the status with one line.
 STATES = ("finished", "resumable", "failed", "corrupt", "not started")
 # Hydra overrides the completing command sets itself (the sweep folder, multirun mode).
 OWN_HYDRA_KEYS = ("hydra.sweep.dir=", "hydra.mode=")

@@ -31,9 +31,9 @@ from xrobust.results import (
     config_hash,
     format_table,
     stage_record,
-    write_json,
     write_predictions,
 )
+from xrobust.run_result import RunResult
 from xrobust.stages import Job, fitted_stage, run_intermediate_stage
 
 log = logging.getLogger("xrobust")
@@ -64,9 +64,10 @@ def run(cfg: DictConfig) -> dict | None:
         if not job.trainer.is_global_zero:
             return None
         stages.append(stage_record("target", cfg, task, job, pretrained))
-        results = collect_results(cfg, task, job, digest, wall_time_s, stages)
+        result = collect_results(cfg, task, job, digest, wall_time_s, stages)
         selected = job.trainer.checkpoint_callback.best_model_path if job.trainer.checkpoint_callback else None
-        write_outputs(cfg, job, results, selected)
+        write_outputs(cfg, job, result, selected)
+        results = result.to_dict()
         log_summary(job.logger, results)
         keep = cfg.checkpoint.keep_after_success
         keep_after_success(out_dir / "checkpoints", selected, keep)
@@ -77,7 +78,7 @@ def run(cfg: DictConfig) -> dict | None:
     return results
 
 
-def write_outputs(cfg: DictConfig, job: Job, results: dict, selected: str | None) -> None:
+def write_outputs(cfg: DictConfig, job: Job, result: RunResult, selected: str | None) -> None:
     """predictions.tsv, then results.json. A folder that stopped taking writes loses nothing: the checkpoints stay
     (nothing is cut down before results.json exists) and the one line says where they are."""
     out_dir = Path(cfg.paths.output_dir)
@@ -88,7 +89,7 @@ def write_outputs(cfg: DictConfig, job: Job, results: dict, selected: str | None
             perturbed = module.perturbed_predictions if module.test_perturbation is not None else None
             write_predictions(target, module.test_predictions, perturbed)
         target = out_dir / RESULTS_FILE
-        write_json(target, results)
+        result.write(target)
     except OSError as err:
         kept = selected or str(out_dir / "checkpoints")
         raise XrobustError(
@@ -100,11 +101,12 @@ def write_outputs(cfg: DictConfig, job: Job, results: dict, selected: str | None
 def selection_metric(cfg: DictConfig, results: dict | None) -> float | None:
     """The English-dev accuracy of the selected checkpoint (results.json's model_selection.best_val_acc): what a
     sweeper optimises, never a target language. A skipped job reads it from the results it finished with."""
-    if results is None:
-        results = completed_results(Path(cfg.paths.output_dir))
-        if results is None or results.get("config_hash") != config_hash(cfg):
-            return None
-    return results["model_selection"]["best_val_acc"]
+    if results is not None:
+        return results["model_selection"]["best_val_acc"]
+    stored = completed_results(Path(cfg.paths.output_dir))
+    if stored is None or stored.config_hash != config_hash(cfg):
+        return None
+    return stored.model_selection.best_val_acc
 
 
 def failed_in_sweep(cfg: DictConfig, err: Exception, exit_status: int) -> None:

@@ -30,7 +30,14 @@ from xrobust.report.readouts import classifier_notes
 from xrobust.report.seeds import common_seeds
 from xrobust.report.selection import SELECT_ON, select, selection_markdown
 from xrobust.report.sizes import basis_text, model_sizes, parse_pairs
-from xrobust.report.tables import TIDY_COLUMNS, by_task, generalized_markdown, results_markdown, tidy_rows
+from xrobust.report.tables import (
+    TIDY_COLUMNS,
+    by_task,
+    contamination_notes,
+    generalized_markdown,
+    results_markdown,
+    tidy_rows,
+)
 
 COMPARE_HELP = (
     "the axis of the difference tables: 'model' (default: size gaps, larger minus smaller within each "
@@ -144,7 +151,7 @@ def report(args: argparse.Namespace) -> dict[str, Path]:
         files["selection_md"].write_text(selection_md, encoding="utf-8")
         print(selection_md)
     jobs, table_notes = common_seeds(jobs)
-    table_notes += classifier_notes(jobs)
+    table_notes += classifier_notes(jobs) + contamination_notes(jobs)
     for note in table_notes:
         print(f"xrobust-report: note: {note}", file=sys.stderr)
     tidy = tidy_rows(jobs)

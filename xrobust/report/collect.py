@@ -1,12 +1,12 @@
 """Find and read every finished job below a folder: results.json, and predictions.tsv when it is needed.
 
-A results.json that does not parse, lacks a field the report uses, or disagrees with its own predictions is
-refused with its path (XrobustError); nothing is skipped silently.
+A results.json that does not parse, is of a schema version this xrobust cannot read, lacks a field the report
+uses (xrobust/run_result.py checks all three) or disagrees with its own predictions is refused with its path
+(XrobustError); nothing is skipped silently.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +25,7 @@ from xrobust.report.item_rows import (
     read_predictions,
 )
 from xrobust.results import PREDICTIONS_FILE, RESULTS_FILE
-
-# Top-level fields of results.json the report reads, and the nested ones.
-REQUIRED_FIELDS = ("task", "model", "noise", "seed", "source_language", "accuracy", "n_examples")
-REQUIRED_MODEL_FIELDS = ("name", "num_parameters")
+from xrobust.run_result import RunResult
 
 
 @dataclass
@@ -58,6 +55,8 @@ class Job:
     perturbed_accuracy: dict[str, float] | None = None
     # English dev accuracy of the selected checkpoint (results.json model_selection.best_val_acc), for --select-on.
     selection_accuracy: float | None = None
+    # Not zero-shot: the model's training mixture holds the task or its intermediate task (None: not recorded).
+    contamination: bool | None = None
     # The resolved config flattened to dotted keys (config snapshot and noise parameters).
     flat_config: dict[str, str] = field(default_factory=dict)
     # The keys beside model and noise that tell this job's setting apart in its sweep (set by collect).
@@ -130,78 +129,44 @@ class Job:
         return self._has_perturbed
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def parse_results(path: Path, root: Path) -> Job:
-    """Read one results.json into a Job, or refuse it with its path and the reason."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise XrobustError(f"{path}: not readable as JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise XrobustError(f"{path}: expected a JSON object, found {type(data).__name__}")
-    missing = [key for key in REQUIRED_FIELDS if data.get(key) is None]
-    model = data.get("model")
-    if isinstance(model, dict):
-        missing += [f"model.{key}" for key in REQUIRED_MODEL_FIELDS if model.get(key) is None]
-    noise = data.get("noise")
-    if isinstance(noise, dict) and noise.get("name") is None:
-        missing.append("noise.name")
-    if missing:
-        raise XrobustError(f"{path}: missing required field(s) {', '.join(missing)}")
-    if not isinstance(model, dict) or not isinstance(noise, dict):
-        raise XrobustError(f"{path}: 'model' and 'noise' must be objects")
-    accuracy, n_examples = data["accuracy"], data["n_examples"]
-    if not isinstance(accuracy, dict) or not accuracy or not all(_number(v) for v in accuracy.values()):
-        raise XrobustError(f"{path}: 'accuracy' must map each language to a number")
-    if not isinstance(n_examples, dict) or set(n_examples) != set(accuracy):
-        raise XrobustError(f"{path}: 'n_examples' must name the same languages as 'accuracy'")
-    if not all(isinstance(v, int) and v > 0 for v in n_examples.values()):
-        raise XrobustError(f"{path}: 'n_examples' must be positive integers")
-    if not _number(model["num_parameters"]) or not isinstance(data["seed"], int):
-        raise XrobustError(f"{path}: model.num_parameters and seed must be numbers")
-    majority = data.get("majority_class_accuracy") or {}
-    if not isinstance(majority, dict):
-        raise XrobustError(f"{path}: 'majority_class_accuracy' must be an object")
+    """Read one results.json (RunResult: refused with its path and the reason) into a Job."""
+    result = RunResult.read(path)
     folder = path.parent
-    config = data.get("config") if isinstance(data.get("config"), dict) else {}
-    flat = settings_of(noise, config)
-    body = model.get("non_embedding_parameters")
-    perturbed = data.get("perturbed_accuracy")
-    dev = (data.get("model_selection") or {}).get("best_val_acc")
+    model, group = result.model, result.task_group
+    selection, body = result.model_selection.best_val_acc, model.non_embedding_parameters
     return Job(
         folder=folder,
         rel_folder=str(folder.relative_to(root)) if folder != root else ".",
         # An intermediate stage names the task "xnli-xcopa": a different experiment from plain xcopa.
-        task=str(data.get("task_label") or data["task"]),
-        model=str(model["name"]),
-        num_parameters=int(model["num_parameters"]),
-        noise=str(noise["name"]),
-        seed=data["seed"],
-        source_language=str(data["source_language"]),
-        accuracy={lang: float(acc) for lang, acc in accuracy.items()},
-        n_examples=dict(n_examples),
-        majority_class_accuracy={lang: majority.get(lang) for lang in accuracy},
-        predictions_file=data.get("predictions_file"),
-        task_group=_task_group(data.get("task_group"), path),
-        generalized=data.get("generalized"),
-        train_seconds=(data.get("wall_time_s") or {}).get("train"),
-        family=model.get("family") or (config.get("model") or {}).get("family"),
+        task=str(result.task_label or result.task),
+        model=str(model.name),
+        num_parameters=int(model.num_parameters),
+        noise=str(result.noise["name"]),
+        seed=result.seed,
+        source_language=str(result.source_language),
+        accuracy={lang: float(acc) for lang, acc in result.accuracy.items()},
+        n_examples=dict(result.n_examples),
+        majority_class_accuracy={lang: result.majority_class_accuracy.get(lang) for lang in result.accuracy},
+        predictions_file=result.predictions_file,
+        task_group={"name": str(group["name"]), "tasks": [str(t) for t in group["tasks"]]} if group else None,
+        generalized=result.generalized,
+        train_seconds=(result.wall_time_s or {}).get("train"),
+        family=model.family,
         non_embedding_parameters=int(body) if _number(body) else None,
-        perturbed_accuracy={lang: float(a) for lang, a in perturbed.items()} if isinstance(perturbed, dict) else None,
-        selection_accuracy=float(dev) if _number(dev) else None,
-        flat_config=flat,
+        perturbed_accuracy=_floats(result.perturbed_accuracy),
+        selection_accuracy=float(selection) if _number(selection) else None,
+        contamination=result.contamination,
+        flat_config=settings_of(result.noise, result.config if isinstance(result.config, dict) else {}),
     )
 
 
-def _task_group(value: Any, path: Path) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict) or not value.get("name") or not isinstance(value.get("tasks"), list):
-        raise XrobustError(f"{path}: 'task_group' must be an object with a name and a list of tasks")
-    return {"name": str(value["name"]), "tasks": [str(t) for t in value["tasks"]]}
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _floats(values: Any) -> dict[str, float] | None:
+    return {lang: float(v) for lang, v in values.items()} if isinstance(values, dict) else None
 
 
 def _identity_row(job: Job) -> dict[str, str]:

@@ -35,7 +35,14 @@ TIDY_COLUMNS = [
     "perturbed_accuracy",
     "classifier",
     "perturbed_classifier",
+    "contamination",
 ]
+# Marks a row whose model was trained on the task already (results.json `contamination`).
+DAGGER = "†"
+CONTAMINATION_LEGEND = (
+    f"{DAGGER} not zero-shot: the model's training mixture (model.training_mixture) holds this task or the "
+    "intermediate task trained on before it."
+)
 
 
 def seed_text(seeds) -> str:
@@ -94,6 +101,7 @@ def tidy_rows(jobs: list[Job]) -> list[dict]:
             "perturbed_accuracy": (job.perturbed_accuracy or {}).get(lang),
             "classifier": classifiers(job)[0],
             "perturbed_classifier": classifiers(job)[1],
+            "contamination": job.contamination,
         }
         for job in jobs
         for lang, accuracy in job.accuracy.items()
@@ -129,9 +137,25 @@ def accuracy_rows(task_jobs: list[Job], baseline: str) -> tuple[list[str], list[
                 "target_mean": target_mean,
                 "all_mean": float(np.mean(every)) if every else None,
                 "gap": gap,
+                "contaminated": any(job.contamination for job in runs),
             }
         )
     return languages, targets, rows
+
+
+def model_cell(row: dict) -> str:
+    """The model's name, with a dagger when its training mixture holds the task (not zero-shot)."""
+    return row["labels"][MODEL] + (f" {DAGGER}" if row["contaminated"] else "")
+
+
+def contamination_notes(jobs: list[Job]) -> list[str]:
+    """One note per task and model trained on the task already: the size contrasts involving it are not zero-shot
+    transfer either."""
+    pairs = sorted({(job.task, job.model) for job in jobs if job.contamination})
+    return [
+        f"{task}: {model} is not zero-shot ({DAGGER}): its training mixture holds the task or its intermediate task"
+        for task, model in pairs
+    ]
 
 
 def majority_row(task_jobs: list[Job], languages: list[str], targets: list[str]) -> dict[str, float] | None:
@@ -160,7 +184,7 @@ def results_markdown(jobs: list[Job], baseline: str = "none") -> str:
         header = [MODEL, "params", NOISE, *keys, "seeds", *languages, "target mean", "all-language mean"]
         header.append("transfer gap")
         body = [
-            [row["labels"][MODEL], row["params"], row["labels"][NOISE], *(row["labels"][k] for k in keys), row["seeds"]]
+            [model_cell(row), row["params"], row["labels"][NOISE], *(row["labels"][k] for k in keys), row["seeds"]]
             + [pct(row["accuracy"][lang]) for lang in languages]
             + [pct(row["target_mean"]), pct(row["all_mean"])]
             + ["" if row["gap"] is None else f"{100 * row['gap']:+.1f}"]
@@ -175,11 +199,12 @@ def results_markdown(jobs: list[Job], baseline: str = "none") -> str:
             )
         align = ["l", "r", "l", *("l" for _ in keys), "l", *("r" for _ in languages), "r", "r", "r"]
         seeds = sorted({job.seed for job in task_jobs})
+        dagger = f" {CONTAMINATION_LEGEND}" if any(row["contaminated"] for row in rows) else ""
         sections.append(
             f"## {task}: test accuracy (%)\n\n"
             f"Mean over the seeds listed ({seed_text(seeds)} in all); target mean = mean over the {len(targets)} "
             f"languages other than {source}; all-language mean = mean over all {len(languages)}, {source} included "
-            f"(the XTREME convention); transfer gap = {source} minus target mean (points).\n\n"
+            f"(the XTREME convention); transfer gap = {source} minus target mean (points).{dagger}\n\n"
             + markdown_table(header, body, align)
         )
     return "\n\n".join(sections) + "\n"
