@@ -42,6 +42,13 @@ def version_1(task: str = "toy", model: str = "big", params: int = 1_000, seed: 
     }
 
 
+def version_2(contaminated: bool, **fields) -> dict:
+    """The same job as xrobust writes it now: the family in `model`, and whether the job is zero-shot."""
+    results = version_1(**fields) | {"schema_version": 2, "contamination": contaminated}
+    results["model"]["family"] = "fam"
+    return results
+
+
 def write_job(root: Path, results: dict, right: int) -> Path:
     """A finished job's folder: results.json and predictions.tsv, right on the first `right` items per language."""
     folder = root / f"{results['model']['name']}_s{results['seed']}"
@@ -135,9 +142,8 @@ def test_a_tiny_run_on_a_task_of_its_training_mixture_is_flagged(tmp_path):
 def test_the_report_marks_contaminated_rows_and_says_what_the_mark_means(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     for seed in (1, 2):
-        big = version_1(model="big", params=10_000, seed=seed, right=25)
-        write_job(sweep, big | {"schema_version": 2, "contamination": True}, 25)
-        write_job(sweep, version_1(model="small", seed=seed) | {"schema_version": 2, "contamination": False}, 20)
+        write_job(sweep, version_2(True, model="big", params=10_000, seed=seed, right=25), 25)
+        write_job(sweep, version_2(False, model="small", seed=seed), 20)
     code, _, err = run_report([str(sweep), "--out", str(tmp_path / "out"), "--n-boot", "200"], capsys)
     assert code == 0, err
     results_md = (tmp_path / "out" / "results.md").read_text()
@@ -153,7 +159,7 @@ def test_the_report_marks_contaminated_rows_and_says_what_the_mark_means(tmp_pat
 
 def test_a_version_1_sweep_is_reported_without_marks(tmp_path, capsys):
     sweep = tmp_path / "sweep"
-    write_job(sweep, version_1(model="big", params=10_000), 25)
+    write_job(sweep, version_1(model="big", params=10_000, right=25), 25)
     write_job(sweep, version_1(model="small"), 20)
     code, _, err = run_report([str(sweep), "--out", str(tmp_path / "out"), "--n-boot", "200"], capsys)
     assert code == 0, err

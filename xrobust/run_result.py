@@ -35,6 +35,7 @@ WRITTEN_WITH = {
     "perturbation": "perturbation",
     "perturbed_accuracy": "perturbation",
     "perturbed_target_mean": "perturbation",
+    "tested_weights": "tested_weights",
 }
 
 
@@ -105,6 +106,8 @@ class RunResult:
     config: dict[str, Any] | None = None
     wall_time_s: dict[str, float] | None = None
     stages: list[dict[str, Any]] | None = None
+    # xrobust.eval: the finished job whose kept weights were tested instead of fitting ({job, checkpoint}).
+    tested_weights: dict[str, Any] | None = None
     # Keys this version does not know (a later minor addition): kept, and written back as found.
     extra: dict[str, Any] = field(default_factory=dict)
 
