@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import hydra
@@ -39,8 +40,10 @@ from xrobust.stages import Job, fitted_stage, run_intermediate_stage
 log = logging.getLogger("xrobust")
 
 
-def run(cfg: DictConfig) -> dict | None:
-    """One job: returns its results (on rank 0), or None when the same config already finished in this folder."""
+def run(cfg: DictConfig, weights: dict | None = None) -> dict | None:
+    """One job: returns its results (on rank 0), or None when the same config already finished in this folder.
+    `weights` ({job, checkpoint}: a finished job's kept weights, from xrobust/eval.py) are tested instead of fitting;
+    results.json records them as `tested_weights`."""
     task = validate(cfg)
     out_dir = Path(cfg.paths.output_dir)
     digest = config_hash(cfg)
@@ -57,7 +60,7 @@ def run(cfg: DictConfig) -> dict | None:
         pretrained, stage = run_intermediate_stage(cfg, pretrained, out_dir / "stages" / cfg.intermediate.name)
         stages.append(stage)
 
-    with fitted_stage(cfg, task, pretrained) as job:
+    with fitted_stage(cfg, task, pretrained, weights["checkpoint"] if weights else None) as job:
         started = time.perf_counter()
         job.trainer.test(job.module, datamodule=job.datamodule, ckpt_path=job.selected, verbose=False)
         wall_time_s = {"train": round(job.train_seconds, 2), "test": round(time.perf_counter() - started, 2)}
@@ -65,6 +68,7 @@ def run(cfg: DictConfig) -> dict | None:
             return None
         stages.append(stage_record("target", cfg, task, job, pretrained))
         result = collect_results(cfg, task, job, digest, wall_time_s, stages)
+        result.tested_weights = weights
         selected = job.trainer.checkpoint_callback.best_model_path if job.trainer.checkpoint_callback else None
         write_outputs(cfg, job, result, selected)
         results = result.to_dict()
@@ -120,11 +124,17 @@ def failed_in_sweep(cfg: DictConfig, err: Exception, exit_status: int) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    return guarded(cfg, lambda: selection_metric(cfg, run(cfg)))
+
+
+def guarded(cfg: DictConfig, job: Callable[[], float | None]) -> float | None:
+    """Run a job as the entry points do (train, eval): a bad input is one `xrobust: error:` line and exit 2; in a
+    multirun a failed job is recorded in its folder and the sweep goes on."""
     console.quiet_known_warnings()
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     clear_failure(Path(cfg.paths.output_dir))
     try:
-        return selection_metric(cfg, run(cfg))
+        return job()
     except SweepError as err:
         print(f"xrobust: error: {err}", file=sys.stderr)
         sys.exit(2)

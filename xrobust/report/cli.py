@@ -2,9 +2,10 @@
 tables, differences with intervals and corrected significance, figures.
 
 Writes into DIR (default SWEEP/report): results_tidy.csv, results.md, size_diff.csv, size_diff.md,
-heatmap.png, size_diff.png, tables.tex with --latex, selection.md with --select-on, and groups.md for jobs run as
-a task group; prints the markdown tables. A folder without results.json, or a results.json that cannot be read,
-gets one line on stderr and exit status 2. Every job without results (failed, interrupted, never started) gets a
+heatmap.png, size_diff.png, tables.tex with --latex, selection.md with --select-on, groups.md for jobs run as
+a task group, and templates.md/.csv for a prompt-template sweep (median and max over templates); prints the
+markdown tables. A folder without results.json, or a results.json that cannot be read, gets one line on stderr and
+exit status 2. Every job without results (failed, interrupted, never started) gets a
 line on stderr; a requested cell (a job's overrides less its seed) with no finished job ends in exit status 1.
 """
 
@@ -38,6 +39,7 @@ from xrobust.report.tables import (
     results_markdown,
     tidy_rows,
 )
+from xrobust.report.templates import template_tables
 
 COMPARE_HELP = (
     "the axis of the difference tables: 'model' (default: size gaps, larger minus smaller within each "
@@ -167,6 +169,7 @@ def report(args: argparse.Namespace) -> dict[str, Path]:
     files["results_md"].write_text(results_md, encoding="utf-8")
     files["heatmap"] = heatmap(jobs, out / "heatmap.png", args.baseline)
     print(results_md)
+    files |= template_tables(jobs, out)
     groups = group_scores(jobs)
     if groups:
         files["groups_md"] = out / "groups.md"

@@ -2,8 +2,9 @@
 
 Each job's resolved config (results.json `config`, and its `noise` parameters) is flattened to dotted keys.
 Keys that differ between any two jobs are candidates, except those that never describe the experiment: where
-files go and how runs are watched (the keys config_hash leaves out), the task (reported apart) and the seed with
-everything that is set from it (`data.seed: ${seed}`): seeds are the replication axis. Of the candidates, the
+files go and how runs are watched (the keys config_hash leaves out), the task (reported apart, but for its prompt
+template: task.template is a setting) and the seed with everything that is set from it (`data.seed: ${seed}`):
+seeds are the replication axis. Of the candidates, the
 report keeps the fewest that still tell every setting apart: `model` and `noise` first, then the others
 (top-level groups before their `module.*` copies, shallow before deep), each only if the ones kept so far do
 not already determine its value (`optim.lr` follows from the model in a model sweep; in an lr sweep it is kept).
@@ -27,6 +28,8 @@ IGNORED_PREFIXES = (
     "task_group",
     "seed",
 )
+# Keys of the task that are settings of a job, not the task itself: the prompt template (a template sweep).
+TASK_SETTINGS = ("task.template",)
 MISSING = "-"
 # What a run measures or derives and records beside its noise parameters (results.json `noise`): a measurement
 # (words with neighbours differ by seed, the embedding norm by model), never what the job was asked to run.
@@ -64,6 +67,8 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
 
 
 def ignored(key: str) -> bool:
+    if key in TASK_SETTINGS:
+        return False
     return any(key == prefix or key.startswith(prefix + ".") for prefix in IGNORED_PREFIXES)
 
 
