@@ -9,6 +9,7 @@ new folder, written as a training job writes them; results.json names the tested
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import hydra
@@ -92,6 +93,9 @@ def job_config(job_dir: Path, overrides: list[str]) -> DictConfig:
         else:
             raise XrobustError(f"invalid config: {text}: the job's config has no {key} (+{key}=... adds a key)")
     cfg.ckpt_path = None  # the weights come from the job, never a resume
+    if cfg.get("task_group") and (job_dir / RESULTS_FILE).is_file():
+        # Its task list interpolates the job's own sweep (${hydra:sweeper.params.task}): the job resolved it.
+        cfg.task_group = json.loads((job_dir / RESULTS_FILE).read_text(encoding="utf-8")).get("task_group")
     OmegaConf.set_struct(cfg, True)  # as Hydra composes it
     return cfg
 
