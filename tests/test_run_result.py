@@ -116,15 +116,23 @@ def test_a_mixture_that_is_not_a_list_of_names_is_one_line_naming_the_key(tmp_pa
         validate(cfg)
 
 
-def test_an_empty_mixture_keeps_the_config_hash_of_jobs_run_before_it_existed(tmp_path):
-    cfg = compose_config(["model=xlmr-base"], output_dir=tmp_path)
+def test_keys_the_classifier_never_reads_keep_the_hash_of_jobs_run_before_them(tmp_path):
+    """The text-to-text head's keys (under model.head=classifier) and the checkpoint's own facts (its training
+    mixture, its base model) are not hashed: a job finished before they existed is still found finished."""
+    cfg = compose_config(["model=mt0-large", "task=xnli"], output_dir=tmp_path)
     before = copy.deepcopy(cfg)
     with open_dict(before):
-        del before.model["training_mixture"]
+        for group, key in [("data", "head"), ("module", "head"), ("model", "head"), ("model", "training_mixture")]:
+            before[group].pop(key, None)
+        before.model.pop("base_model")
+        for key in ("verbalizer", "templates", "template"):
+            before.task.pop(key)
     assert config_hash(cfg) == config_hash(before)
-    assert config_hash(compose_config(["model=xlmr-base", "model.training_mixture=[xnli]"], tmp_path)) != config_hash(
-        cfg
-    )
+    other_prompt = compose_config(["model=mt0-large", "task=xnli", "task.template=gpt3_style"], output_dir=tmp_path)
+    assert config_hash(other_prompt) == config_hash(cfg)
+    text_to_text = ["model=mt0-large", "task=xnli", "model.head=seq2seq"]
+    prompted = config_hash(compose_config(text_to_text, output_dir=tmp_path))
+    assert prompted != config_hash(compose_config([*text_to_text, "task.template=gpt3_style"], output_dir=tmp_path))
 
 
 def test_a_tiny_run_on_a_task_of_its_training_mixture_is_flagged(tmp_path):

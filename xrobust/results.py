@@ -28,9 +28,20 @@ NOT_HASHED = ("hydra", "paths", "logger", "ckpt_path", "skip_completed", "checkp
 NOT_HASHED_TRAINER = ("enable_progress_bar", "enable_model_summary", "default_root_dir", "log_every_n_steps", "plugins")
 # The paths.* folders a run writes into: any value inside them (a callback's dirpath, a cache) is a place, not meaning.
 OUTPUT_PLACES = ("output_dir", "cache_dir")
-# Keys added after jobs had run, at the value that means what their absence meant: left out of the hash there, so
-# a finished job is still found finished (model.head: classifier is the only head older jobs had).
-ADDED_AT_DEFAULT = {("model", "training_mixture"): [], ("model", "head"): "classifier"}
+# Facts about the checkpoint (model.pretrained pins it), not about the run: what it was trained on, and from.
+CHECKPOINT_FACTS = (("model", "training_mixture"), ("model", "base_model"))
+# What only the text-to-text head reads (model.head=seq2seq): under the classifier head it changes nothing
+# computed, so it is not hashed there, and jobs finished before it existed are still found finished.
+SEQ2SEQ_ONLY = (
+    ("model", "head"),
+    ("data", "head"),
+    ("module", "head"),
+    *(
+        (*node, key)
+        for node in (("task",), ("intermediate", "task"))
+        for key in ("verbalizer", "templates", "template")
+    ),
+)
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -42,11 +53,20 @@ def config_hash(cfg: DictConfig) -> str:
         resolved.pop(key, None)
     for key in NOT_HASHED_TRAINER:
         resolved.get("trainer", {}).pop(key, None)
-    for (group, key), default in ADDED_AT_DEFAULT.items():
-        if key in (resolved.get(group) or {}) and resolved[group][key] == default:
-            del resolved[group][key]
+    classifier = (resolved.get("model") or {}).get("head", "classifier") == "classifier"
+    for path in (*CHECKPOINT_FACTS, *(SEQ2SEQ_ONLY if classifier else ())):
+        _drop(resolved, path)
     meaning = _without_places(resolved, [place.rstrip("/") for place in places])
     return hashlib.sha256(json.dumps(meaning, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _drop(tree: dict, path: tuple[str, ...]) -> None:
+    """Remove the key at `path` from nested dicts, when it is there."""
+    *parents, key = path
+    for name in parents:
+        tree = tree.get(name) if isinstance(tree, dict) else None
+    if isinstance(tree, dict):
+        tree.pop(key, None)
 
 
 def _without_places(node: Any, places: list[str]) -> Any:
