@@ -21,6 +21,7 @@ from xrobust.checkpoint_io import CRASH_CHECKPOINT
 from xrobust.config import CONF_DIR, NO_TRAINING
 from xrobust.errors import XrobustError
 from xrobust.results import RESULTS_FILE
+from xrobust.stages import STAGE_FILE
 from xrobust.train import guarded, run, selection_metric
 
 JOB_CONFIG = Path(".hydra") / "config.yaml"
@@ -96,8 +97,23 @@ def job_config(job_dir: Path, overrides: list[str]) -> DictConfig:
     if cfg.get("task_group") and (job_dir / RESULTS_FILE).is_file():
         # Its task list interpolates the job's own sweep (${hydra:sweeper.params.task}): the job resolved it.
         cfg.task_group = json.loads((job_dir / RESULTS_FILE).read_text(encoding="utf-8")).get("task_group")
+    if cfg.get("intermediate"):
+        from_stage(cfg, job_dir)
     OmegaConf.set_struct(cfg, True)  # as Hydra composes it
     return cfg
+
+
+def from_stage(cfg: DictConfig, job_dir: Path) -> None:
+    """A job with an intermediate stage built its model from the encoder the stage handed on, kept in its folder:
+    the test builds it from there too instead of fitting the stage again (the task keeps the job's label)."""
+    name = str(cfg.intermediate.name)
+    encoder = job_dir / "stages" / name / "encoder"
+    if not (encoder / STAGE_FILE).is_file():
+        raise XrobustError(f"invalid config: intermediate={name}: {encoder} holds no finished stage to build from")
+    cfg.task_label = str(cfg.task_label)
+    cfg.model.pretrained = str(encoder)
+    cfg.model.embedded = None
+    cfg.intermediate = None
 
 
 def evaluate(cfg: DictConfig) -> float | None:
