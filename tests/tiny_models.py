@@ -78,11 +78,14 @@ def _pretraining_model(model_type: str, vocab_size: int):
             **TINY_SIZE,
         )
         return transformers.DebertaV2ForMaskedLM(config)
-    # mT0's settings (gated-GELU FFN, untied lm_head), at the tiny size.
-    config = transformers.MT5Config(
-        vocab_size=vocab_size, feed_forward_proj="gated-gelu", tie_word_embeddings=False, **TINY_MT5_SIZE
-    )
-    return transformers.MT5ForConditionalGeneration(config)
+    # mT0's settings (gated-GELU FFN, an LM head of its own), at the tiny size. transformers 5 ties the LM head to
+    # `shared` in every MT5Config it builds; loading keeps a checkpoint's own head apart, as for mT0's.
+    import torch
+
+    config = transformers.MT5Config(vocab_size=vocab_size, feed_forward_proj="gated-gelu", **TINY_MT5_SIZE)
+    model = transformers.MT5ForConditionalGeneration(config)
+    model.lm_head.weight = torch.nn.Parameter(torch.randn_like(model.lm_head.weight))  # T5's untied init: N(0, 1)
+    return model
 
 
 def _write_tokenizer(folder: Path, model_type: str) -> int:

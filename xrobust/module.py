@@ -51,6 +51,7 @@ class TransferModule(pl.LightningModule):
         task_kind: str = "pair",
         architecture: str | None = None,
         strategy_target: str | None = None,
+        head: str = "classifier",
     ):
         super().__init__()
         # Plain containers in hparams: a DictConfig there makes the checkpoints fail torch.load(weights_only=True).
@@ -72,6 +73,7 @@ class TransferModule(pl.LightningModule):
             finetune=finetune,
             task_kind=task_kind,
             architecture=architecture,
+            head=head,
         )
         # from_pretrained returns eval mode and Lightning keeps submodule modes as found: turn dropout back on.
         self.model.train()

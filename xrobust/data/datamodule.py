@@ -22,6 +22,7 @@ from xrobust.data.sources import make_source
 from xrobust.data.task import TaskSpec
 from xrobust.data.tokenize import MODEL_COLUMNS, tokenize_split
 from xrobust.errors import XrobustError
+from xrobust.kinds.base import CLASSIFIER
 from xrobust.models.hub import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class TransferDataModule(pl.LightningDataModule):
         group_by_length: bool = False,
         length_group_batches: int = 50,
         sort_eval_by_length: bool = False,
+        head: str = CLASSIFIER,
     ):
         super().__init__()
         self.task = task
@@ -83,7 +85,9 @@ class TransferDataModule(pl.LightningDataModule):
         self.group_by_length = group_by_length
         self.length_group_batches = length_group_batches
         self.sort_eval_by_length = sort_eval_by_length
-        self.collate = self.kind.collator(self.tokenizer)
+        # model.head: a classifier's inputs, or the text-to-text head's prompt and candidates (xrobust/kinds/base.py).
+        self.head = head
+        self.collate = self.kind.collator_for(self.tokenizer, head)
         self.train_rows: datasets.Dataset | None = None
         self.train_set: datasets.Dataset | None = None
         self.val_set: datasets.Dataset | None = None
@@ -206,14 +210,14 @@ class TransferDataModule(pl.LightningDataModule):
         )
 
     def _tokenize(self, rows: datasets.Dataset) -> datasets.Dataset:
-        tokenized = tokenize_split(rows, self.tokenizer, self.task, self.max_length, self.cache_dir)
+        tokenized = tokenize_split(rows, self.tokenizer, self.task, self.max_length, self.cache_dir, self.head)
         return tokenized.with_format(columns=self._tensor_columns(tokenized))
 
     def _augmented_train_set(self, transform: TextTransform) -> datasets.Dataset:
         """Noise that rewrites text (rs_da) must see a fresh draw every time an example is read."""
 
         def augment_and_encode(batch: dict) -> dict:
-            encoded = self.kind.encode(transform(batch), self.tokenizer, self.task, self.max_length)
+            encoded = self.kind.encode_for(self.head)(transform(batch), self.tokenizer, self.task, self.max_length)
             return {k: v for k, v in encoded.items() if k in (*MODEL_COLUMNS, "labels")} | {"id": batch["id"]}
 
         return self.train_rows.with_transform(augment_and_encode)

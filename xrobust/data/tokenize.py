@@ -9,8 +9,10 @@ import datasets
 from transformers import PreTrainedTokenizerBase
 
 from xrobust.data.task import TaskSpec
+from xrobust.kinds.base import CLASSIFIER
 
-MODEL_COLUMNS = ("input_ids", "attention_mask", "token_type_ids")
+# choice_ids: the candidates the text-to-text head ranks (xrobust/kinds/base.py: encode_text_to_text).
+MODEL_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "choice_ids")
 
 
 def tokenize_split(
@@ -19,19 +21,21 @@ def tokenize_split(
     task: TaskSpec,
     max_length: int,
     cache_dir: str | Path | None,
+    head: str = CLASSIFIER,
 ) -> datasets.Dataset:
-    """Tokenize once; the cache key is the rows' content fingerprint, the task kind, the tokenizer and the max
-    length."""
-    key = datasets.fingerprint.Hasher.hash(
-        [rows._fingerprint, task.kind, type(tokenizer).__name__, tokenizer.name_or_path, len(tokenizer), max_length]
-    )
+    """Tokenize once, for `head` (model.head); the cache key is the rows' content fingerprint, the task kind, the
+    tokenizer and the max length, and for the text-to-text head the prompt template and label strings."""
+    parts = [rows._fingerprint, task.kind, type(tokenizer).__name__, tokenizer.name_or_path, len(tokenizer), max_length]
+    if head != CLASSIFIER:
+        parts += [head, task.prompt_template(), task.verbalizer, task.label_names]
+    key = datasets.fingerprint.Hasher.hash(parts)
     cache_file = None
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         cache_file = str(Path(cache_dir) / f"tokenized-{key}.arrow")
     keep = {"id", "lang"}
     return rows.map(
-        task.task_kind.encode,
+        task.task_kind.encode_for(head),
         batched=True,
         fn_kwargs={"tokenizer": tokenizer, "task": task, "max_length": max_length},
         remove_columns=[c for c in rows.column_names if c not in keep],

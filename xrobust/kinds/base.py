@@ -1,9 +1,14 @@
 """What a task kind decides: how rows become model inputs, how they are batched, which model and head score them,
-and which metric selects the model. One subclass per kind, in its own module of this package."""
+and which metric selects the model. One subclass per kind, in its own module of this package.
+
+Under the text-to-text head (`model.head=seq2seq`) every kind encodes alike: the task's prompt template makes
+one input string per row, and the strings to rank (`candidates`: the labels' verbalizer, or a multiple-choice
+row's own choices) travel with the row as token ids."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from itertools import accumulate, pairwise
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -49,6 +54,40 @@ class TaskKind(ABC):
 
         `labels` holds num_labels and, when known, id2label and label2id."""
 
+    def candidates(self, batch: dict, task: TaskSpec) -> list[list[str]]:
+        """The strings the text-to-text head ranks for each row of a batch: the labels' strings by default."""
+        strings = list(task.label_strings())
+        return [strings for _ in batch["label"]]
+
+    def encode_text_to_text(
+        self, batch: dict, tokenizer: PreTrainedTokenizerBase, task: TaskSpec, max_length: int
+    ) -> dict:
+        """Each row formatted by the task's template into one input, its candidates tokenized as targets
+        (`choice_ids`, each ending in EOS), the label index as `labels`; both sides truncated to max_length."""
+        template = task.prompt_template()
+        size = len(batch["label"])
+        inputs = [template.render({name: batch[name][i] for name in template.fields}) for i in range(size)]
+        encoded = tokenizer(inputs, truncation=True, max_length=max_length)
+        full_lengths = [len(ids) for ids in tokenizer(inputs, truncation=False)["input_ids"]]
+        candidates = self.candidates(batch, task)
+        flat = [text for row in candidates for text in row]
+        too_long = [len(ids) > max_length for ids in tokenizer(text_target=flat, truncation=False)["input_ids"]]
+        targets = tokenizer(text_target=flat, truncation=True, max_length=max_length)["input_ids"]
+        rows = list(pairwise([0, *accumulate(len(row) for row in candidates)]))  # each row's slice of `flat`
+        encoded["choice_ids"] = [targets[a:b] for a, b in rows]
+        encoded["truncated"] = [
+            n > max_length or any(too_long[a:b]) for n, (a, b) in zip(full_lengths, rows, strict=True)
+        ]
+        encoded["labels"] = batch["label"]
+        return encoded
+
+    def encode_for(self, head: str) -> Callable[..., dict]:
+        """The `datasets.map` function that encodes rows for `head` (model.head)."""
+        return self.encode_text_to_text if head == SEQ2SEQ else self.encode
+
+    def collator_for(self, tokenizer: PreTrainedTokenizerBase, head: str) -> Callable[[list[dict]], dict]:
+        return CandidateCollator(tokenizer) if head == SEQ2SEQ else self.collator(tokenizer)
+
     def auto_model(self) -> Any:
         import transformers
 
@@ -68,3 +107,28 @@ def tokenize_with_lengths(
     encoded = tokenizer(firsts, seconds, truncation=True, max_length=max_length)
     full_lengths = [len(ids) for ids in tokenizer(firsts, seconds, truncation=False)["input_ids"]]
     return encoded, full_lengths
+
+
+class CandidateCollator:
+    """Pads the inputs as `DataCollatorWithPadding` does, and each row's candidates into `choice_ids`
+    (batch, candidates, length) with `choice_mask` (1 on real tokens)."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase):
+        from transformers import DataCollatorWithPadding
+
+        self.pad = DataCollatorWithPadding(tokenizer)
+        self.pad_id = tokenizer.pad_token_id
+
+    def __call__(self, features: list[dict]) -> dict:
+        import torch
+
+        candidates = [[list(ids) for ids in feature["choice_ids"]] for feature in features]
+        batch = self.pad([{k: v for k, v in feature.items() if k != "choice_ids"} for feature in features])
+        length = max(len(ids) for row in candidates for ids in row)
+        batch["choice_ids"] = torch.tensor(
+            [[ids + [self.pad_id] * (length - len(ids)) for ids in row] for row in candidates]
+        )
+        batch["choice_mask"] = torch.tensor(
+            [[[1] * len(ids) + [0] * (length - len(ids)) for ids in row] for row in candidates]
+        )
+        return batch

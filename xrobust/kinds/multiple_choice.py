@@ -55,6 +55,10 @@ class MultipleChoiceKind(TaskKind):
     def collator(self, tokenizer):
         return ChoiceCollator(tokenizer)
 
+    def candidates(self, batch: dict, task) -> list[list[str]]:
+        """The text-to-text head ranks each row's own choices."""
+        return [[batch[field][i] for field in task.choice_fields] for i in range(len(batch["label"]))]
+
     def encoder_head(self, encoder, labels: dict[str, Any]):
         from xrobust.models.heads import EncoderClassifier, EncoderMultipleChoice
 

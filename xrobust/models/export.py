@@ -48,6 +48,7 @@ def rebuilt_classifier(hparams: Any, state: dict[str, torch.Tensor]) -> nn.Modul
             trust_remote_code=hparams.trust_remote_code,
             finetune=hparams.finetune,
             task_kind=task_kind_of(hparams),
+            head=hparams.get("head", "classifier"),
             weights=False,
         )
     skeleton.load_state_dict(state, assign=True)

@@ -15,7 +15,8 @@ class ModelFamily:
     # projections of every layer; finetune.target_modules overrides them.
     lora_targets: tuple[str, ...]
     # For encoder-decoder checkpoints: the transformers encoder-only class the task head sits on, so the decoder
-    # is never built (models/heads.py); None loads the checkpoint through the task kind's Auto class.
+    # is never built (models/heads.py); None loads the checkpoint through the task kind's Auto class. Both are
+    # model.head=classifier; model.head=seq2seq loads any encoder-decoder whole (models/seq2seq.py).
     encoder_class: str | None = None
     # For the planner's activation memory: DeBERTa's disentangled attention never runs a fused (flash) kernel and
     # holds two more score-sized position maps per layer; the T5 family holds one relative position bias.

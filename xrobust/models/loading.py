@@ -3,7 +3,8 @@
 - `resolve_pretrained`: the path or hub id to load, building the embedded encoder when it is missing.
 - `load_classifier`: the model of a task kind (xrobust/kinds/) for any supported family (models/families.py:
   encoders through the kind's Auto class, T5-family encoder-decoders through their encoder + the kind's head),
-  with LoRA applied when `finetune.method` is `lora`. With `weights=False` it builds the architecture alone
+  or with `head="seq2seq"` any encoder-decoder loaded whole as a rank classifier (models/seq2seq.py), with LoRA
+  applied when `finetune.method` is `lora`. With `weights=False` it builds the architecture alone
   (random init, or on the meta device inside `with torch.device("meta")`), which the planner uses.
 - `load_meta_classifier`: the same classifier on the meta device but for its input embeddings, for the ranks that
   receive global rank 0's weights once FSDP2 has sharded the model (module.py, sharding.py).
@@ -21,6 +22,7 @@ from torch import nn
 
 from xrobust.errors import XrobustError
 from xrobust.kinds import get_kind
+from xrobust.kinds.base import CLASSIFIER, SEQ2SEQ
 from xrobust.models.families import family_of
 from xrobust.models.hub import hub_errors
 
@@ -104,6 +106,7 @@ def load_classifier(
     dtype: Any = "float32",
     task_kind: str = "pair",
     config_overrides: Mapping[str, Any] | None = None,
+    head: str = CLASSIFIER,
 ) -> nn.Module:
     """The model of `task_kind` (a module of xrobust/kinds/) with `num_labels` outputs, LoRA-wrapped when
     `finetune.method == "lora"`: the kind's Auto class (e.g. AutoModelForSequenceClassification), or its head
@@ -117,7 +120,13 @@ def load_classifier(
     default because Lightning's mixed precision keeps the parameters as the fp32 master copy and autocasts
     (transformers 5 would otherwise load a checkpoint saved in bf16/fp16 as is); None keeps the checkpoint's.
     config_overrides: config attributes set when loading weights (e.g. num_hidden_layers=0).
+    head="seq2seq": the whole encoder-decoder (AutoModelForSeq2SeqLM) as a `RankClassifier`, whatever the kind:
+    its candidates come with the data (the labels' strings, or each item's choices).
     """
+    from transformers import AutoModelForSeq2SeqLM
+
+    from xrobust.models.seq2seq import RankClassifier
+
     kind = get_kind(task_kind)
     labels: dict[str, Any] = {"num_labels": num_labels}
     if id2label is not None:
@@ -141,7 +150,10 @@ def load_classifier(
             if architecture is not None:
                 _check_architecture(config, load_config(architecture=architecture), architecture, pretrained)
             family = family_of(config.model_type)
-            if family is not None and family.encoder_only:
+            if head == SEQ2SEQ:
+                check_seq2seq(config, pretrained)
+                model = RankClassifier(AutoModelForSeq2SeqLM.from_pretrained(str(pretrained), **load_kwargs))
+            elif family is not None and family.encoder_only:
                 encoder = family.encoder_model().from_pretrained(str(pretrained), **load_kwargs)
                 model = kind.encoder_head(encoder, labels)
             else:
@@ -151,11 +163,24 @@ def load_classifier(
         with hub_errors(pretrained if architecture is None else architecture, field):
             config = load_config(pretrained, architecture=architecture, trust_remote_code=trust_remote_code, **labels)
         family = family_of(config.model_type)
-        if family is not None and family.encoder_only:
+        if head == SEQ2SEQ:
+            check_seq2seq(config, pretrained if architecture is None else architecture)
+            lm = AutoModelForSeq2SeqLM.from_config(config, trust_remote_code=trust_remote_code, **build_kwargs)
+            model = RankClassifier(lm)
+        elif family is not None and family.encoder_only:
             model = kind.encoder_head(family.encoder_model()._from_config(config, **build_kwargs), labels)
         else:
             model = kind.auto_model().from_config(config, trust_remote_code=trust_remote_code, **build_kwargs)
     return apply_finetune(model, finetune, config.model_type)
+
+
+def check_seq2seq(config: Any, source: str | Path | None) -> None:
+    """model.head=seq2seq scores label strings with a decoder: an encoder-only checkpoint has none."""
+    if not getattr(config, "is_encoder_decoder", False):
+        raise XrobustError(
+            f"model.head=seq2seq needs an encoder-decoder checkpoint (mT5, mT0, ...), but {str(source)!r} is a "
+            f"{config.model_type} encoder: use model.head=classifier"
+        )
 
 
 def load_meta_classifier(pretrained: str | Path, num_labels: int, **kwargs: Any) -> nn.Module:
@@ -170,17 +195,43 @@ def load_meta_classifier(pretrained: str | Path, num_labels: int, **kwargs: Any)
         with hub_errors(pretrained):
             config = load_config(pretrained, trust_remote_code=kwargs.get("trust_remote_code", False))
             _check_architecture(config, load_config(architecture=architecture), architecture, pretrained)
+    finetune = kwargs.pop("finetune", None)  # applied last, over the skeleton as it will be loaded
     with torch.device("meta"):
         model = load_classifier(pretrained, num_labels, weights=False, **kwargs).to(torch.float32)
-    kwargs["finetune"] = None
-    layerless = load_classifier(pretrained, num_labels, config_overrides={"num_hidden_layers": 0}, **kwargs)
+    # No layers: with the seq2seq head none in the decoder either (T5's num_decoder_layers, BART's decoder_layers).
+    no_layers = {"num_hidden_layers": 0}
+    if kwargs.get("head") == SEQ2SEQ:
+        with hub_errors(pretrained):
+            config = load_config(pretrained, trust_remote_code=kwargs.get("trust_remote_code", False))
+        no_layers |= {key: 0 for key in ("num_decoder_layers", "decoder_layers") if hasattr(config, key)}
+    layerless = load_classifier(pretrained, num_labels, config_overrides=no_layers, **kwargs)
+    untie_as_loaded(model, layerless)
     skeleton = model.get_input_embeddings().weight
-    loaded = layerless.get_input_embeddings().weight.requires_grad_(skeleton.requires_grad)
-    for module in model.modules():  # every holder of the parameter (mT5's `shared` and `encoder.embed_tokens`)
+    loaded = layerless.get_input_embeddings().weight
+    for module in model.modules():  # every holder of the parameter (mT5's `shared` and `*.embed_tokens`)
         for name, param in list(module.named_parameters(recurse=False)):
             if param is skeleton:
                 setattr(module, name, loaded)
-    return model
+    with torch.device("meta"):
+        return apply_finetune(model, finetune, model.config.model_type)
+
+
+def untie_as_loaded(skeleton: nn.Module, loaded: nn.Module) -> None:
+    """Give the skeleton a parameter of its own wherever the loaded model holds two parameters apart that the
+    skeleton ties. The checkpoint decides: transformers 5 ties mT5's LM head to `shared` in every config it builds
+    (MT5Config forces tie_word_embeddings), but loads mT0's own LM head untied, so rank 0 and the meta-device ranks
+    would otherwise shard different modules together."""
+    import torch
+
+    ours = dict(skeleton.named_parameters(remove_duplicate=False))
+    theirs = dict(loaded.named_parameters(remove_duplicate=False))
+    first: dict[int, str] = {}
+    for name, param in ours.items():
+        owner = first.setdefault(id(param), name)
+        if owner != name and name in theirs and owner in theirs and theirs[owner] is not theirs[name]:
+            module, _, attr = name.rpartition(".")
+            fresh = nn.Parameter(torch.empty_like(param, device="meta"), requires_grad=param.requires_grad)
+            setattr(skeleton.get_submodule(module), attr, fresh)
 
 
 def _check_architecture(loaded, shipped, architecture, pretrained) -> None:
