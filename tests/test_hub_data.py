@@ -152,7 +152,7 @@ def test_every_configured_hub_id_is_namespace_slash_name():
             ids[f"{path.stem}.hub_id"] = task.hub_id
         if task.get("source_hub"):
             ids[f"{path.stem}.source_hub.id"] = task.source_hub.id
-    assert len(ids) == 6
+    assert len(ids) == 7
     assert {key: hub_id for key, hub_id in ids.items() if not HUB_ID.fullmatch(hub_id)} == {}
     assert ids["americasnli.hub_id"] == "nala-cub/americas_nli"
 
