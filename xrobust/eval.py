@@ -30,6 +30,21 @@ CHECKPOINTS = "checkpoints"
 OWN_KEYS = ("ckpt_path",)
 
 
+def eval_subdir(ckpt_path: str | None, job_num: int, as_loaded: str) -> str:
+    """A sweep job's folder name (conf/evaluate.yaml): the tested job's folder name and this job's number, or for a
+    model as loaded `as_loaded` (model, noise, task, template, seed)."""
+    if ckpt_path is None:
+        return as_loaded
+    path = Path(str(ckpt_path))
+    job = path if path.is_dir() and (path / JOB_CONFIG).is_file() else path.parent.parent
+    return f"{job.name}_{job_num}"
+
+
+# Registered on import, before Hydra composes conf/evaluate.yaml (hydra.main runs after this module is loaded).
+if not OmegaConf.has_resolver("xrobust.eval_subdir"):
+    OmegaConf.register_new_resolver("xrobust.eval_subdir", eval_subdir)
+
+
 def locate(ckpt_path: str) -> tuple[Path, Path | None]:
     """The job folder `ckpt_path` names and the checkpoint it names, if it names one."""
     path = Path(ckpt_path).expanduser()
