@@ -64,6 +64,8 @@ FIELDS = (
     Field("eval.save_predictions", bool),
     Field("eval.perturbation.eps", float, ">= 0", lambda v: v >= 0),
     Field("trainer.max_epochs", int, ">= -1 (-1: no limit)", lambda v: v >= -1, nullable=True),
+    # The epochs of a halving sweep's rung (+callbacks.rung_stop, hydra/sweeper=halving; xrobust/rung.py).
+    Field("callbacks.rung_stop.epochs", int, ">= 1", lambda v: v >= 1, nullable=True),
     Field("trainer.min_epochs", int, ">= 0", lambda v: v >= 0, nullable=True),
     Field("trainer.max_steps", int, ">= -1 (-1: no limit)", lambda v: v >= -1),
     Field("trainer.min_steps", int, ">= 0", lambda v: v >= 0, nullable=True),

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from xrobust.atomic import atomic_write_text
 from xrobust.errors import SweepError
-from xrobust.results import RESULTS_FILE
+from xrobust.results import NOT_HASHED, RESULTS_FILE
+from xrobust.rung_record import RUNG_KEY
 
 OVERRIDES_FILE = "overrides.json"
 
@@ -24,6 +25,12 @@ def as_dict(overrides: list[str]) -> dict[str, str]:
     """{key: value} of Hydra override strings such as `optim.lr_scale=0.5` or `+foo=1`."""
     pairs = (item.split("=", 1) for item in overrides if "=" in item)
     return {key.lstrip("+~"): value for key, value in pairs}
+
+
+def same_point(key: str) -> bool:
+    """Keys whose value never makes another sweep point: what config_hash leaves out (checkpoint.*, logger, ...),
+    and the rung a halving sweep stops a job at (its kept jobs relaunch without it, or with a later rung)."""
+    return any(key == root or key.startswith(root + ".") for root in (*NOT_HASHED, RUNG_KEY))
 
 
 def holds_a_run(run_dir: Path) -> bool:
@@ -36,7 +43,7 @@ def claim(run_dir: Path, overrides: list[str], write: bool) -> None:
     marker = run_dir / OVERRIDES_FILE
     if marker.is_file() and holds_a_run(run_dir):
         theirs = as_dict(json.loads(marker.read_text(encoding="utf-8")))
-        clash = sorted(key for key in mine.keys() & theirs.keys() if mine[key] != theirs[key])
+        clash = sorted(key for key in mine.keys() & theirs.keys() if mine[key] != theirs[key] and not same_point(key))
         if clash:
             differ = ", ".join(f"{key}={theirs[key]} there, {mine[key]} here" for key in clash)
             raise SweepError(

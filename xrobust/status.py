@@ -25,11 +25,13 @@ from xrobust.checkpoint_io import checkpoint_step, is_torn
 from xrobust.config import CONF_DIR
 from xrobust.errors import XrobustError
 from xrobust.results import RESULTS_FILE, completed_results
+from xrobust.rung_record import STOPPED, describe, point_overrides, rung_of
 
 FAILED_FILE = "failed.json"
 # "corrupt": a results.json that does not parse (a disk filled up, a copy cut short); the job runs again. One that
 # parses but is of a schema version this xrobust cannot read, or lacks a field, stops the status with one line.
-STATES = ("finished", "resumable", "failed", "corrupt", "not started")
+# "stopped": a job hydra/sweeper=halving stopped after its first epochs for good (xrobust/rung_record.py).
+STATES = ("finished", "stopped", "resumable", "failed", "corrupt", "not started")
 # Hydra overrides the completing command sets itself (the sweep folder, multirun mode).
 OWN_HYDRA_KEYS = ("hydra.sweep.dir=", "hydra.mode=")
 # A value Hydra's override grammar reads unquoted as the same string.
@@ -80,10 +82,13 @@ def resume_checkpoint(folder: Path) -> Path | None:
 def job_status(overrides: list[str], folder: Path | None) -> JobStatus:
     if folder is None:
         return JobStatus(overrides, None, "not started")
-    if completed_results(folder) is not None:
+    rung = rung_of(folder)  # results.json of a halving rung: stopped for good, or the job goes on from its last.ckpt
+    if rung is not None and rung["decision"] == STOPPED:
+        return JobStatus(overrides, folder, "stopped", describe(rung))
+    if rung is None and completed_results(folder) is not None:
         return JobStatus(overrides, folder, "finished")
     results = folder / RESULTS_FILE
-    if results.is_file():
+    if rung is None and results.is_file():
         return JobStatus(overrides, folder, "corrupt", f"{results} is not a readable results file; the job runs again")
     failed = folder / FAILED_FILE
     if failed.is_file():
@@ -108,7 +113,8 @@ def sweep_status(sweep: Path) -> tuple[list[JobStatus], str]:
     cfg = OmegaConf.load(config_file)
     folders = {}
     for overrides_file in sweep.glob("*/.hydra/overrides.yaml"):
-        folders[tuple(OmegaConf.to_container(OmegaConf.load(overrides_file)))] = overrides_file.parent.parent
+        overrides = point_overrides(OmegaConf.to_container(OmegaConf.load(overrides_file)))
+        folders[tuple(overrides)] = overrides_file.parent.parent
     jobs = [job_status(o, folders.get(tuple(o))) for o in expected_jobs(cfg)]
     given = OmegaConf.to_container(cfg.hydra.overrides, resolve=False)  # as typed: ${...} stays unresolved
     hydra_args = [o for o in given["hydra"] if not o.startswith(OWN_HYDRA_KEYS)]
@@ -132,9 +138,9 @@ def report(sweep: Path) -> tuple[str, bool]:
         where = job.folder.name if job.folder is not None else " ".join(job.overrides)
         lines.append(f"{job.state:<12} {where}" + (f"  {job.detail}" if job.detail else ""))
     counts = {state: sum(job.state == state for job in jobs) for state in STATES}
-    shown = {state: n for state, n in counts.items() if n or state != "corrupt"}
+    shown = {state: n for state, n in counts.items() if n or state not in ("corrupt", "stopped")}
     lines.append(f"{len(jobs)} jobs: " + ", ".join(f"{n} {state}" for state, n in shown.items()))
-    done = counts["finished"] == len(jobs)
+    done = counts["finished"] + counts["stopped"] == len(jobs)
     if not done:
         if counts["failed"]:
             lines.append("fix the cause of each failure first (its failed.json), then complete the sweep with:")

@@ -26,6 +26,7 @@ from xrobust.report.item_rows import (
 )
 from xrobust.results import PREDICTIONS_FILE, RESULTS_FILE
 from xrobust.run_result import RunResult
+from xrobust.rung_record import rung_of, without_rung_keys
 
 
 @dataclass
@@ -187,12 +188,21 @@ def collect(root: Path) -> list[Job]:
     if not paths:
         raise XrobustError(f"{root}: no {RESULTS_FILE} below this folder (is it a finished sweep?)")
     jobs = [parse_results(path, root) for path in paths]
+    # A halving rung's results (a learning rate stopped after its first epochs, or a job still going on) label the
+    # sweep's settings with the others, less the rung's own keys, but are no finished run: selection.py names the
+    # stopped ones (xrobust/rung_record.py).
+    rungs = {job.folder for job in jobs if rung_of(job.folder) is not None}
+    for job in (job for job in jobs if job.folder in rungs):
+        job.flat_config = without_rung_keys(job.flat_config)
     for task in {job.task for job in jobs}:
         mine = [job for job in jobs if job.task == task]
         rows = [_identity_row(job) for job in mine]
         keys = label_keys(rows, [job.seed for job in mine])[2:]
         for job, row in zip(mine, rows, strict=True):
             job.setting = {key: row.get(key, MISSING) for key in keys}
+    jobs = [job for job in jobs if job.folder not in rungs]
+    if not jobs:
+        raise XrobustError(f"{root}: every {RESULTS_FILE} below is a halving rung's; the sweep has not finished")
     seen: dict[tuple, Job] = {}
     for job in jobs:
         other = seen.setdefault(job.key, job)

@@ -34,7 +34,8 @@ def coverage(root: Path) -> Coverage:
     cells: dict[str, bool] = {}
     for job in jobs:
         cell = " ".join(o for o in job.overrides if o.split("=", 1)[0].lstrip("+~") != SEED_KEY) or "(no overrides)"
-        cells[cell] = cells.get(cell, False) or job.state == "finished"
+        # A learning rate the halving sweeper stopped is accounted for: selection never takes it (selection.py).
+        cells[cell] = cells.get(cell, False) or job.state in ("finished", "stopped")
         if job.state != "finished":
             where = job.folder.name if job.folder is not None else " ".join(job.overrides)
             state = "missing (never started)" if job.folder is None else job.state

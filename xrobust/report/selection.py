@@ -7,21 +7,24 @@ method keys: noise.variant, noise.eps, noise.distribution, ...) stays a row of t
 accuracy. Per cell (a task and every other key), the candidate with the best mean English dev accuracy over the
 seeds every candidate ran (results.json model_selection.best_val_acc, the number that chose each run's epoch) is
 kept for all its seeds: one choice per cell, not one per seed. Target-language accuracy is never read. Ties go
-to the first candidate in sorted order.
+to the first candidate in sorted order. A learning rate that hydra/sweeper=halving stopped after its first epochs
+(xrobust/rung_record.py) is never a candidate: each cell names its stopped runs and where they stopped.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
 from xrobust.errors import XrobustError
-from xrobust.report.collect import Job
+from xrobust.report.collect import Job, parse_results
 from xrobust.report.compare import value_key
 from xrobust.report.formatting import markdown_table, pct
-from xrobust.report.identity import MODEL, NOISE, setting_text
+from xrobust.report.identity import MISSING, MODEL, NOISE, setting_text
 from xrobust.results import RESULTS_FILE
+from xrobust.rung_record import stopped
 
 # What --select-on accepts: the source-language set each job selected its checkpoint on (dev-en, or the held-out
 # slice of train-en where a task has no English dev split).
@@ -40,6 +43,8 @@ class Choice:
     seeds: list[int]
     chosen: dict[str, str]
     candidates: list[tuple[dict[str, str], float]]
+    # Per candidate the halving sweeper stopped: its setting, the epochs it ran, its runs, its mean dev-en at the rung.
+    stopped: list[tuple[dict[str, str], int, int, float | None]] = field(default_factory=list)
 
     @property
     def dev_accuracy(self) -> float:
@@ -72,6 +77,7 @@ def select(
                 "--select-on dev-en cannot choose between its settings"
             )
     over = selected_keys(jobs, select_over, keep_apart)
+    halted = stopped_runs(jobs)
     cells: dict[tuple, dict[tuple, list[Job]]] = {}
     for job in jobs:
         fixed = tuple((key, value) for key, value in job.labels.items() if key not in over)
@@ -93,10 +99,34 @@ def select(
                 seeds=sorted(shared or {job.seed for mine in runs for job in mine}),
                 chosen=dict(order[best]),
                 candidates=[(dict(c), mean) for c, mean in zip(order, means, strict=True)],
+                stopped=stopped_in_cell(halted, task, dict(fixed), over),
             )
         )
         kept += [replace(job, setting={k: v for k, v in job.setting.items() if k not in over}) for job in runs[best]]
     return sorted(kept, key=lambda job: job.rel_folder), choices
+
+
+def stopped_runs(jobs: list[Job]) -> list[tuple[Job, dict]]:
+    """The runs the halving sweeper stopped below the folder the jobs were collected from, with their rung."""
+    roots = {Path(*job.folder.parts[: len(job.folder.parts) - len(Path(job.rel_folder).parts)]) for job in jobs}
+    found = []
+    for root in sorted(roots):
+        for path in sorted(root.rglob(RESULTS_FILE)):
+            rung = stopped(path.parent)
+            if rung is not None:
+                found.append((parse_results(path, root), rung))
+    return found
+
+
+def stopped_in_cell(halted: list[tuple[Job, dict]], task: str, fixed: dict[str, str], over: list[str]) -> list:
+    """Per stopped candidate of one cell: its setting, epochs run, number of runs and mean dev-en at its rung."""
+    grouped: dict[tuple, list[dict]] = {}
+    for job, rung in halted:
+        values = {MODEL: job.model, NOISE: job.noise}
+        if job.task == task and all(values.get(k, job.flat_config.get(k, MISSING)) == v for k, v in fixed.items()):
+            setting = tuple((key, job.flat_config.get(key, MISSING)) for key in over)
+            grouped.setdefault((setting, rung["epochs"]), []).append(rung)
+    return [(dict(s), epochs, len(r), r[0].get("mean_dev_acc")) for (s, epochs), r in sorted(grouped.items())]
 
 
 def selection_markdown(choices: list[Choice], select_on: str) -> str:
@@ -104,6 +134,9 @@ def selection_markdown(choices: list[Choice], select_on: str) -> str:
     rows = []
     for choice in choices:
         others = "; ".join(f"{setting_text(s) or '-'}: {pct(acc)}" for s, acc in choice.candidates)
+        for setting, epochs, runs, mean in choice.stopped:
+            at = f", {pct(mean)} then" if mean is not None else ""
+            others += f"; {setting_text(setting)}: stopped after epoch {epochs} ({runs} runs{at})"
         rows.append(
             [
                 choice.task,
@@ -121,4 +154,14 @@ def selection_markdown(choices: list[Choice], select_on: str) -> str:
         "on average over the seeds listed (results.json model_selection.best_val_acc), one choice for all seeds; "
         "every other table uses only these runs. No target-language accuracy is read to choose.\n\n"
     )
+    halted = [(epochs, runs) for choice in choices for _, epochs, runs, _ in choice.stopped]
+    if halted:
+        where = ", ".join(
+            f"{sum(r for e, r in halted if e == epochs)} after epoch {epochs}"
+            for epochs in sorted(set(e for e, _ in halted))
+        )
+        intro += (
+            f"The halving sweeper (hydra/sweeper=halving) stopped {sum(r for _, r in halted)} runs ({where}): never "
+            "candidates, each listed after its cell's candidates with its mean dev accuracy at that epoch.\n\n"
+        )
     return intro + markdown_table(header, rows, ["l", "l", "r", "l", "r", "l"]) + "\n"

@@ -1,0 +1,1 @@
+"""xrobust's Hydra sweeper plugin: successive halving over the learning rate (`hydra/sweeper=halving`)."""
