@@ -14,7 +14,9 @@ One graph holds L layers + the embeddings (D 3 sbh + sbh); without checkpointing
 plus one more layer of working memory for the backward; with checkpointing each graph keeps only every layer's
 input (L D sbh) + the embeddings, and two layers are live while one is recomputed.
 
-A multiple-choice micro-batch of b items is b x choices sequences. The noise method says what its step holds
+A multiple-choice micro-batch of b items is b x choices sequences (the encoder-only head; the text-to-text head's
+encoder reads each item once and its decoder every candidate: xrobust/plan/seq2seq.py adds the decoder's layers,
+the repeated encoder output and the vocabulary logits). The noise method says what its step holds
 (xrobust/noise/cost.py, `NoiseMethod.step_memory`): b becomes batch_copies x b (rs_rp num_samples), the graphs
 part is multiplied by `graphs` (PGD with its clean term keeps the adversarial and the clean graph; FreeLB one per
 ascent step), and `embedding_copies` tensors of b x s x h in the parameters' dtype come on top. Expect +-30%:
@@ -25,6 +27,7 @@ CPU: within 10% for none, adv and rs_rp num_samples=2).
 from __future__ import annotations
 
 from xrobust.plan.inventory import Inventory
+from xrobust.plan.seq2seq import decoder_activation_bytes
 from xrobust.plan.setup import Setup
 
 HALF = ("bf16-mixed", "16-mixed", "bf16", "16", "bf16-true", "16-true")
@@ -62,6 +65,10 @@ def activation_bytes(setup: Setup, inv: Inventory, checkpointing: bool) -> float
         shared += d * ss  # built once and shared by every layer
     embedding_bytes = 2 if setup.precision in HALF_TRUE else 4  # the lookup's output, in the weights' dtype
     extra = noise.embedding_copies * setup.batch_size * setup.choices * s * h * embedding_bytes
+    # The text-to-text head's decoder over every candidate (xrobust/plan/seq2seq.py); zeros for the others.
+    dec_layer, dec_inputs, dec_rest = decoder_activation_bytes(setup, inv, d, mask, b // setup.choices, materialised)
     if checkpointing:
-        return noise.graphs * (inv.layers * d * sbh + shared) + 2 * layer + extra
-    return noise.graphs * (inv.layers * layer + shared) + layer + extra
+        kept = inv.layers * d * sbh + shared + dec_inputs + dec_rest
+        return noise.graphs * kept + 2 * max(layer, dec_layer) + extra
+    graph = inv.layers * layer + shared + inv.decoder_layers * dec_layer + dec_rest
+    return noise.graphs * graph + max(layer, dec_layer) + extra

@@ -9,6 +9,8 @@ trained ones among them; one forward is 2 N, a backward 2 N to the inputs plus 2
     eval  = 2 N eval_forward, over every validation run on the English dev set and every test set once
 
 with the passes per micro-batch the noise method declares (`NoiseMethod.step_passes`, xrobust/noise/cost.py).
+The text-to-text head (model.head=seq2seq) replaces N x tokens by its encoder's and decoder's parameter-tokens
+per item: every candidate string through the decoder and the vocabulary-sized LM head (xrobust/plan/seq2seq.py).
 Attention-score FLOPs (4 s h per layer and token in the forward) are left out: under 3% at s <= 128 for h >= 384.
 """
 
@@ -23,6 +25,7 @@ from xrobust.errors import XrobustError
 from xrobust.plan.data import DataStats
 from xrobust.plan.gpus import Gpu
 from xrobust.plan.inventory import Inventory
+from xrobust.plan.seq2seq import parameter_tokens
 from xrobust.plan.setup import Setup
 
 
@@ -112,17 +115,20 @@ def job_cost(cfg: DictConfig, setup: Setup, inv: Inventory, stats: DataStats, gp
     eval_batch = int(data.eval_batch_size)
     dev_items = _limited(stats.dev_examples, eval_batch, trainer.limit_val_batches)
     eval_tokens = validations * dev_items * stats.dev_tokens
+    eval_work = validations * dev_items * parameter_tokens(setup, inv, stats.dev_tokens)[0]
     test_runs = 2 if cfg.get("eval", {}).get("perturbed") else 1  # the perturbed read-out: one more forward
     for name, items in stats.test_examples.items():
-        eval_tokens += test_runs * _limited(items, eval_batch, trainer.limit_test_batches) * stats.test_tokens[name]
+        tested = test_runs * _limited(items, eval_batch, trainer.limit_test_batches)
+        eval_tokens += tested * stats.test_tokens[name]
+        eval_work += tested * parameter_tokens(setup, inv, stats.test_tokens[name])[0]
 
     passes = setup.noise_passes
-    n = inv.matmul_params
-    trained = inv.trainable - (inv.embeddings if inv.embeddings_trainable else 0)
+    # Parameter-tokens of one training item: N x tokens, or the text-to-text head's encoder + decoder passes.
+    work, trained = parameter_tokens(setup, inv, stats.train_tokens)
     recompute = passes.backward + passes.input_backward if setup.checkpointing else 0.0
-    per_token = 2 * n * (passes.forward + passes.input_backward + recompute) + passes.backward * (2 * n + 2 * trained)
-    train_flops = per_token * train_tokens
-    eval_flops = 2 * n * passes.eval_forward * eval_tokens
+    per_item = 2 * work * (passes.forward + passes.input_backward + recompute) + passes.backward * 2 * (work + trained)
+    train_flops = per_item * train_examples
+    eval_flops = 2 * passes.eval_forward * eval_work
     compute_s = (train_flops + eval_flops) / (setup.world * gpu.peak_flops * mfu)
     per_micro_batch, per_step = communication_bytes(setup, inv)
     bandwidth = (gpu.link_gbs if setup.num_nodes == 1 else gpu.network_gbs) * 1e9

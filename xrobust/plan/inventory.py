@@ -10,6 +10,7 @@ from pathlib import Path
 
 from xrobust.errors import XrobustError
 from xrobust.models.families import family_of
+from xrobust.plan.seq2seq import SEQ2SEQ
 from xrobust.plan.setup import Setup
 
 
@@ -36,6 +37,14 @@ class Inventory:
     lora_ranks: int = 0
     lora_dropout: float = 0.0
     encoder_only_of: str | None = None  # "mt5": the decoder is not part of the classifier
+    # The text-to-text head (model.head=seq2seq): the decoder's layers (the `layers` above are the encoder's),
+    # the cross-attention key and value projections of one of them, and the LM head's vocab x width (its logits
+    # are computed for every target token, whether or not its matrix is tied to the input embeddings).
+    decoder_layers: int = 0
+    decoder_layer_params: int = 0
+    decoder_layer_trainable: int = 0
+    cross_kv_params: int = 0
+    output_projection: int = 0
     # From xrobust/models/families.py: DeBERTa's two extra score-sized maps (never a fused kernel); the T5
     # family's relative position bias, built once and shared by every layer.
     disentangled_attention: bool = False
@@ -43,11 +52,20 @@ class Inventory:
 
     @property
     def root_params(self) -> int:
-        return self.total - self.layers * self.layer_params
+        return self.total - self.layers * self.layer_params - self.decoder_layers * self.decoder_layer_params
 
     @property
     def root_trainable(self) -> int:
-        return self.trainable - self.layers * self.layer_trainable
+        return self.trainable - self.layers * self.layer_trainable - self.decoder_layers * self.decoder_layer_trainable
+
+    @property
+    def largest_layer(self) -> int:
+        """The biggest unit FSDP gathers besides the root: a decoder layer has cross-attention on top."""
+        return max(self.layer_params, self.decoder_layer_params)
+
+    @property
+    def largest_layer_trainable(self) -> int:
+        return max(self.layer_trainable, self.decoder_layer_trainable)
 
     @property
     def matmul_params(self) -> int:
@@ -67,6 +85,7 @@ def inventory(setup: Setup) -> Inventory:
         setup.task_kind,
         setup.freeze_embeddings,
         json.dumps(setup.finetune, sort_keys=True),
+        setup.head,
     )
 
 
@@ -81,6 +100,7 @@ def _cached_inventory(
     task_kind: str,
     freeze_embeddings: bool,
     finetune_json: str,
+    head: str,
 ) -> Inventory:
     import torch
     from transformers.modeling_layers import GradientCheckpointingLayer
@@ -103,11 +123,16 @@ def _cached_inventory(
             finetune=json.loads(finetune_json),
             weights=False,
             task_kind=task_kind,
+            head=head,
         )
     embedding = model.get_input_embeddings().weight
     if freeze_embeddings:
         embedding.requires_grad_(False)  # what TransferModule does with optim.freeze_embeddings
-    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    in_decoder = {id(m) for m in base.base_model.get_decoder().modules()} if head == SEQ2SEQ else set()
+    every = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    layers = [m for m in every if id(m) not in in_decoder]
+    decoder = [m for m in every if id(m) in in_decoder]
     if not layers:
         raise XrobustError(f"found no transformer layers in {type(model).__name__}")
     first = layers[0]
@@ -126,13 +151,22 @@ def _cached_inventory(
     dropout = getattr(config, "hidden_dropout_prob", None)
     if dropout is None:
         dropout = getattr(config, "dropout_rate", 0.0)
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
     wrapped = hasattr(base, "encoder") and hasattr(base, "classifier")
+    inner = base.base_model if head == SEQ2SEQ else getattr(base, "encoder", None)
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    projection = untied = 0
+    if head == SEQ2SEQ:
+        projection = int(config.vocab_size) * int(config.hidden_size)
+        # transformers 5 ties mT5's LM head to the input embeddings when building from a config; loading keeps a
+        # checkpoint's own head apart (every mT5 and mT0 ships one: tie_word_embeddings false).
+        tied = base.base_model.get_output_embeddings().weight is base.base_model.get_input_embeddings().weight
+        untied = projection if tied and _ships_output_head(pretrained, architecture) else 0
     return Inventory(
-        model_class=type(base).__name__ + (f"({type(base.encoder).__name__})" if wrapped else ""),
+        model_class=type(base).__name__ + (f"({type(inner).__name__})" if wrapped or head == SEQ2SEQ else ""),
         model_type=model_type,
-        total=sum(p.numel() for p in model.parameters()),
-        trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        total=total + untied,
+        trainable=trainable + (untied if json.loads(finetune_json).get("method", "full") == "full" else 0),
         embeddings=embedding.numel(),
         embeddings_trainable=embedding.requires_grad,
         layers=len(layers),
@@ -147,10 +181,53 @@ def _cached_inventory(
         lora_in_features=lora_in,
         lora_ranks=lora_ranks,
         lora_dropout=lora_dropout,
-        encoder_only_of=model_type if uses_encoder_head(config) else None,
+        encoder_only_of=model_type if uses_encoder_head(config) and head != SEQ2SEQ else None,
         disentangled_attention=bool(family and family.disentangled_attention),
         relative_position_bias=bool(family and family.relative_position_bias),
+        decoder_layers=len(decoder),
+        decoder_layer_params=sum(p.numel() for p in decoder[0].parameters()) if decoder else 0,
+        decoder_layer_trainable=sum(p.numel() for p in decoder[0].parameters() if p.requires_grad) if decoder else 0,
+        cross_kv_params=_cross_kv(decoder[0]) if decoder else 0,
+        output_projection=projection,
     )
+
+
+# The key and value projections of a decoder layer's cross-attention: T5's EncDecAttention.k/v, BART's
+# encoder_attn.k_proj/v_proj.
+CROSS_ATTENTION = ("EncDecAttention", "encoder_attn")
+KEY_VALUE = ("k", "v", "k_proj", "v_proj")
+
+
+def _cross_kv(layer) -> int:
+    """Parameters of one decoder layer that project the encoder's output (per candidate: it is repeated)."""
+    total = 0
+    for name, module in layer.named_modules():
+        parts = name.split(".")
+        if any(p in CROSS_ATTENTION for p in parts) and parts[-1] in KEY_VALUE:
+            total += sum(p.numel() for p in module.parameters())
+    return total
+
+
+def _ships_output_head(pretrained: str | None, architecture: str | None) -> bool:
+    """Whether the checkpoint has an LM head of its own: the published config.json says so (tie_word_embeddings
+    false) for a shipped architecture; a local folder's safetensors hold `lm_head.weight` (transformers 5 writes
+    tie_word_embeddings true into every mT5 config.json it saves, whatever the weights)."""
+    from xrobust.models.loading import architecture_path
+
+    if architecture:
+        config = json.loads(architecture_path(architecture).read_text(encoding="utf-8"))
+        return not config.get("tie_word_embeddings", True)
+    folder = Path(str(pretrained))
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        return "lm_head.weight" in json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+    if (folder / "model.safetensors").is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(folder / "model.safetensors"), "pt") as weights:
+            return "lm_head.weight" in weights.keys()
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    return not config.get("tie_word_embeddings", True)
 
 
 def seq2seq_parameters(architecture: str) -> int:

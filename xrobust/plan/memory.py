@@ -101,7 +101,7 @@ def estimate(setup: Setup) -> Plan:
     world = setup.world
     parts: dict[str, float] = {}
     notes: dict[str, str] = {}
-    layer_weights = inv.layer_params
+    layer_weights = inv.largest_layer  # the text-to-text head's decoder layers are the larger ones
 
     if setup.strategy == "deepspeed":
         stage = int(setup.sharding.rsplit("_", 1)[-1])
@@ -155,7 +155,7 @@ def estimate(setup: Setup) -> Plan:
         parts["gradients"] = T * g / n
         notes["gradients"] = f"{g} B x {fmt_count(T)}" + (f" / {n}" if n > 1 else "")
         if sharded:
-            parts["gradients"] += dp * (2 * inv.layer_trainable + max(inv.root_trainable, 0))
+            parts["gradients"] += dp * (2 * inv.largest_layer_trainable + max(inv.root_trainable, 0))
             notes["gradients"] += " + unsharded grads of root + 2 layers"
         if setup.strategy == "ddp" and not setup.bucket_view:
             parts["gradients"] += T * g

@@ -47,7 +47,13 @@ def format_plan(plan: Plan, recommended: str | None = None) -> str:
         f"xrobust-plan: {s.model_name} ({s.architecture or s.pretrained})",
         f"  model       {inv.model_class}: {inv.layers} layers, hidden {inv.hidden}, {inv.heads} heads, "
         f"FFN {inv.ffn}{' gated' if inv.gated else ''}, vocab {inv.vocab}"
-        + (" (encoder only: no decoder)" if inv.encoder_only_of else ""),
+        + (" (encoder only: no decoder)" if inv.encoder_only_of else "")
+        + (
+            f" + {inv.decoder_layers} decoder layers and the LM head, text-to-text: {s.candidates} candidates x "
+            f"{s.target_tokens} tokens per item"
+            if inv.decoder_layers
+            else ""
+        ),
         f"  parameters  {inv.total:,} total, {inv.trainable:,} trainable ({method}; {frozen:,} frozen"
         + (", input embeddings frozen" if s.freeze_embeddings and s.method != "lora" else "")
         + ")",

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from xrobust.errors import XrobustError
 from xrobust.noise.cost import StepMemory, StepPasses
 from xrobust.plan.gpus import gpu_of
+from xrobust.plan.seq2seq import SEQ2SEQ, decoder_shape
 from xrobust.rank_zero_loading import loads_on_rank_zero
 
 GIB = 2**30
@@ -51,6 +52,13 @@ class Setup:
     noise_passes: StepPasses = StepPasses()  # (NoiseMethod.step_passes)
     # trainer=fsdp2: only rank 0 loads the weights, the other ranks build on meta (xrobust/rank_zero_loading.py)
     rank_zero_loading: bool = False
+    # model.head: classifier, or seq2seq (the whole encoder-decoder: xrobust/plan/seq2seq.py) with its decoder's
+    # candidates per item, their length (EOS included), the template's own tokens and a choice's mean tokens.
+    head: str = "classifier"
+    candidates: int = 0
+    target_tokens: int = 0
+    prompt_tokens: int = 0
+    choice_tokens: float = 0.0
 
     @property
     def world(self) -> int:
@@ -94,6 +102,9 @@ def setup_from_config(cfg: DictConfig) -> Setup:
     architecture = cfg.model.get("architecture")
     noise, noise_memory, noise_passes = noise_costs(cfg)
     kind = str(cfg.task.get("kind") or "pair")
+    head = str(cfg.model.get("head") or "classifier")
+    choices = len(cfg.task.get("choice_fields") or ()) if kind == "multiple_choice" else 1
+    decoder = decoder_shape(cfg) if head == SEQ2SEQ else (0, 0, 0, 0.0)
     return Setup(
         model_name=str(cfg.model.name),
         pretrained=str(cfg.model.pretrained) if cfg.model.get("pretrained") else None,
@@ -102,7 +113,7 @@ def setup_from_config(cfg: DictConfig) -> Setup:
         trust_remote_code=bool(cfg.model.get("trust_remote_code", False)),
         num_labels=int(num_labels),
         task_kind=kind,
-        choices=len(cfg.task.get("choice_fields") or ()) if kind == "multiple_choice" else 1,
+        choices=1 if head == SEQ2SEQ else choices,  # the text-to-text encoder reads an item once
         finetune=finetune,
         freeze_embeddings=bool(cfg.optim.get("freeze_embeddings", False)),
         checkpointing=bool(cfg.model.get("gradient_checkpointing", False)) or fsdp_ckpt,
@@ -123,6 +134,11 @@ def setup_from_config(cfg: DictConfig) -> Setup:
         noise_memory=noise_memory,
         noise_passes=noise_passes,
         rank_zero_loading=loads_on_rank_zero(OmegaConf.select(trainer, "strategy._target_")),
+        head=head,
+        candidates=decoder[0],
+        target_tokens=decoder[1],
+        prompt_tokens=decoder[2],
+        choice_tokens=decoder[3],
     )
 
 
