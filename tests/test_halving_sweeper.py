@@ -188,3 +188,22 @@ def test_running_the_sweep_again_is_a_no_op(sweep, data):
     assert log.count("skipping:") == len(SEEDS), log[-3000:]  # the winners' final jobs; no rung runs again
     assert "halving: rung" not in log
     assert {path: path.stat().st_mtime_ns for path in files} == before
+
+
+def test_the_rule_keeps_a_third_each_rung_ties_to_the_first_and_reads_finished_rungs_back(tmp_path):
+    from xrobust import halving
+
+    jobs = [[f"optim.lr_scale={lr}", f"seed={seed}"] for lr in ("0.5", "1", "2", "4") for seed in (1, 2)]
+    grid = halving.points(jobs, "optim.lr_scale", "seed")
+    (cell,) = halving.by_cell(grid).values()
+    scores = {"0.5": (0.5, 0.7), "1": (0.6, 0.4), "2": (0.2, 0.2), "4": (0.6, 0.6)}  # 0.6 for 0.5, 1 and 4
+    decision = halving.decide({p: scores[p.value][int(p.overrides[1][-1]) - 1] for p in cell}, eta=3)
+    assert decision["kept"] == ["0.5", "4"]  # ceil(4 / 3) = 2 of the three tied at 0.6, in sorted order
+    assert [halving.rung_epochs(k, 1, 3) for k in range(3)] == [1, 3, 9]
+    ledger = halving.Ledger(tmp_path / halving.LEDGER_FILE)
+    ledger.record(0, cell, 1, 3, decision)
+    ledger.save()
+    again = halving.Ledger(tmp_path / halving.LEDGER_FILE)
+    assert again.kept(0, cell, 1, 3) == ["0.5", "4"]
+    assert again.kept(0, cell, 1, 2) is None  # another rule decides again
+    assert again.kept(0, cell[:-1], 1, 3) is None  # so do other jobs
