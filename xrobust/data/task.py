@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xrobust.data.templates import Template, check_verbalizer, parse_templates
+from xrobust.data.templates import Template, check_fields, check_verbalizer, parse_templates
 from xrobust.errors import XrobustError
 from xrobust.kinds import TaskKind, get_kind
 
@@ -94,12 +94,7 @@ class TaskSpec:
             check_hub_id(str(source_hub["id"]), "task.source_hub.id", where)
         if raw.get("hub_id"):
             check_hub_id(str(raw["hub_id"]), "task.hub_id", where)
-        text_fields = tuple(raw.get("text_fields") or ("premise", "hypothesis"))
-        question_field = raw.get("question_field")
-        row_fields = (*text_fields, question_field) if question_field else text_fields
         verbalizer = raw.get("verbalizer")
-        verbalizer = tuple(str(v) for v in verbalizer) if verbalizer is not None else None
-        check_verbalizer(verbalizer, len(labels), "task.verbalizer", where)
         spec = cls(
             name=str(raw["name"]),
             kind=str(raw["kind"]),
@@ -107,7 +102,7 @@ class TaskSpec:
             languages=languages,
             source_language=source,
             source_tested=source_tested,
-            text_fields=text_fields,
+            text_fields=tuple(raw.get("text_fields") or ("premise", "hypothesis")),
             label_aliases=aliases,
             packaged=bool(raw.get("packaged", False)),
             hub_id=raw.get("hub_id"),
@@ -117,17 +112,20 @@ class TaskSpec:
             hub_data_files=str(raw.get("hub_data_files") or HUB_DATA_FILES),
             source_hub=source_hub,
             choice_fields=tuple(raw.get("choice_fields") or ()),
-            question_field=question_field,
+            question_field=raw.get("question_field"),
             question_prompts={str(k): str(v) for k, v in (raw.get("question_prompts") or {}).items()},
             local_format=local_format,
             local_train_files=raw.get("local_train_files"),
-            verbalizer=verbalizer,
-            templates=parse_templates(raw.get("templates"), row_fields, where),
+            verbalizer=tuple(str(v) for v in verbalizer) if verbalizer is not None else None,
+            templates=parse_templates(raw.get("templates"), where),
             template=str(raw.get("template") or "mt5"),
         )
+        kind.validate(spec, where)
+        # The text-to-text head's keys, once the kind has checked the fields they name.
+        check_fields(spec.templates, spec.input_fields, where)
+        check_verbalizer(spec.verbalizer, len(labels), "task.verbalizer", where)
         for name, template in spec.templates.items():
             check_verbalizer(template.verbalizer, len(labels), f"task.templates.{name}.verbalizer", where)
-        kind.validate(spec, where)
         return spec
 
     @property

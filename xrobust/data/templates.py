@@ -38,9 +38,9 @@ class Template:
         return self.input.format_map(row)
 
 
-def parse_templates(raw: Any, fields: Sequence[str], where: str) -> dict[str, Template]:
-    """`task.templates` as Template objects; one XrobustError line for a malformed entry, a format string that
-    does not parse, or a field the task's rows lack (`fields`)."""
+def parse_templates(raw: Any, where: str) -> dict[str, Template]:
+    """`task.templates` as Template objects; one XrobustError line for a malformed entry or a format string that
+    does not parse."""
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
@@ -64,18 +64,22 @@ def parse_templates(raw: Any, fields: Sequence[str], where: str) -> dict[str, Te
             language=str(language) if language is not None else None,
         )
         try:
-            used = template.fields
+            list(string.Formatter().parse(template.input))
         except ValueError as error:
             raise XrobustError(f"{where}: {key}.input={template.input!r} is not a format string ({error})") from None
-        bad = [f for f in used if not f.isidentifier()]
-        missing = [f for f in used if f not in fields]
-        if bad or missing:
-            what = f"names {'{' + (bad or missing)[0] + '}'}"
-            raise XrobustError(
-                f"{where}: {key}.input {what}, not a field of the task's rows (fields: {', '.join(fields)})"
-            )
         templates[template.name] = template
     return templates
+
+
+def check_fields(templates: Mapping[str, Template], fields: Sequence[str], where: str) -> None:
+    """Every field a template names is a field of the task's rows (`fields`)."""
+    for name, template in templates.items():
+        missing = [f for f in template.fields if f not in fields]
+        if missing:
+            raise XrobustError(
+                f"{where}: task.templates.{name}.input names {{{missing[0]}}}, not a field of the task's rows "
+                f"(fields: {', '.join(fields)})"
+            )
 
 
 def check_verbalizer(verbalizer: Sequence[str] | None, num_labels: int, key: str, where: str) -> None:
