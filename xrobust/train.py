@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import hydra
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning_fabric.utilities.rank_zero import rank_zero_only
@@ -154,6 +155,10 @@ def guarded(cfg: DictConfig, job: Callable[[], float | None]) -> float | None:
         if in_sweep:
             return failed_in_sweep(cfg, error, 1)
         print(f"xrobust: error: {error}", file=sys.stderr)
+        # Every rank failed alike and no collective is pending: release the process group now, or its threads
+        # may still be joinable when the interpreter exits (seen once under load: an abort, exit -6, not 1).
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
         sys.exit(1)
     except Exception as err:
         if not in_sweep:
