@@ -17,11 +17,39 @@ from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 
-class EncoderClassifier(nn.Module):
-    """`encoder` (a transformers model returning `last_hidden_state`) + dropout + mean pooling + linear."""
+class BodyWrapper(nn.Module):
+    """A module around a transformers body that answers what the training and planning code asks a transformers
+    model (its name, base model, input embeddings, checkpointing) by forwarding to `body`."""
 
-    # What the training and planning code may look up on a transformers model.
     supports_gradient_checkpointing = True
+
+    @property
+    def body(self) -> nn.Module:
+        raise NotImplementedError
+
+    @property
+    def name_or_path(self) -> str:
+        return getattr(self.body, "name_or_path", "")
+
+    @property
+    def base_model(self) -> nn.Module:
+        return self.body
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.body.get_input_embeddings()
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs: Any) -> None:
+        enable = getattr(self.body, "activation_checkpointing_enable", None)  # transformers 5's name
+        if enable is not None:
+            enable(activation_checkpointing_kwargs=gradient_checkpointing_kwargs, **kwargs)
+        else:
+            self.body.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
+
+    activation_checkpointing_enable = gradient_checkpointing_enable
+
+
+class EncoderClassifier(BodyWrapper):
+    """`encoder` (a transformers model returning `last_hidden_state`) + dropout + mean pooling + linear."""
 
     def __init__(self, encoder: nn.Module, num_labels: int, dropout: float | None = None):
         super().__init__()
@@ -40,24 +68,8 @@ class EncoderClassifier(nn.Module):
         nn.init.zeros_(self.classifier.bias)
 
     @property
-    def name_or_path(self) -> str:
-        return getattr(self.encoder, "name_or_path", "")
-
-    @property
-    def base_model(self) -> nn.Module:
+    def body(self) -> nn.Module:
         return self.encoder
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.encoder.get_input_embeddings()
-
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs: Any) -> None:
-        enable = getattr(self.encoder, "activation_checkpointing_enable", None)
-        if enable is not None:
-            enable(activation_checkpointing_kwargs=gradient_checkpointing_kwargs, **kwargs)
-        else:
-            self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
-
-    activation_checkpointing_enable = gradient_checkpointing_enable
 
     def forward(
         self,
@@ -82,11 +94,9 @@ class EncoderClassifier(nn.Module):
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
-class EncoderMultipleChoice(nn.Module):
+class EncoderMultipleChoice(BodyWrapper):
     """Multiple choice over an `EncoderClassifier` with one output: score each (context, choice) pair, then
     softmax over the choices, as transformers' `*ForMultipleChoice` heads do for encoder-only models."""
-
-    supports_gradient_checkpointing = True
 
     def __init__(self, scorer: EncoderClassifier):
         super().__init__()
@@ -96,18 +106,8 @@ class EncoderMultipleChoice(nn.Module):
         self.config = scorer.config
 
     @property
-    def name_or_path(self) -> str:
-        return self.scorer.name_or_path
-
-    @property
-    def base_model(self) -> nn.Module:
+    def body(self) -> nn.Module:
         return self.scorer.encoder
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.scorer.get_input_embeddings()
-
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs: Any) -> None:
-        self.scorer.gradient_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
 
     def forward(
         self,

@@ -19,15 +19,15 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOutput
 
+from xrobust.models.heads import BodyWrapper
 
-class RankClassifier(nn.Module):
+
+class RankClassifier(BodyWrapper):
     """A seq2seq LM (`AutoModelForSeq2SeqLM`) that classifies by ranking candidate strings.
 
     The candidates arrive with every batch as token ids `choice_ids` (batch, candidates, length), each ending in
     EOS, padded where `choice_mask` is 0: the task's verbalizer for every item, or each item's own choices
     (xrobust/kinds/base.py encodes both), so one checkpoint serves any template and label set."""
-
-    supports_gradient_checkpointing = True
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -35,25 +35,9 @@ class RankClassifier(nn.Module):
         self.config = model.config
 
     @property
-    def name_or_path(self) -> str:
-        return getattr(self.model, "name_or_path", "")
-
-    @property
-    def base_model(self) -> nn.Module:
+    def body(self) -> nn.Module:
         """The whole LM: what an intermediate stage hands on (the next stage loads it whole, or its encoder)."""
         return self.model
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.model.get_input_embeddings()
-
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs: Any) -> None:
-        enable = getattr(self.model, "activation_checkpointing_enable", None)  # transformers 5's name
-        if enable is not None:
-            enable(activation_checkpointing_kwargs=gradient_checkpointing_kwargs, **kwargs)
-        else:
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
-
-    activation_checkpointing_enable = gradient_checkpointing_enable
 
     def forward(
         self,
