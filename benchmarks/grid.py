@@ -24,7 +24,7 @@ from pathlib import Path
 
 from benchmarks.measure import ROOT
 from benchmarks.rounds import machine, markdown_table
-from xrobust.run_result import RESULTS_FILE, RunResult
+from xrobust.run.run_result import RESULTS_FILE, RunResult
 
 GRID = ["experiment=size_grid_cpu", "logger=none"]
 

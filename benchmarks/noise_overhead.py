@@ -32,8 +32,8 @@ from hydra.utils import instantiate
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
 from xrobust.data.task import TaskSpec
+from xrobust.lightning.module import NO_DECAY
 from xrobust.models.loading import resolve_pretrained
-from xrobust.module import NO_DECAY
 
 ROOT = Path(__file__).resolve().parents[1]
 

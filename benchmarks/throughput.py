@@ -8,7 +8,7 @@ max length 128, seed 1, the same number of training steps: `xrobust` (our defaul
 Trainer with every speed flag it has for this job, benchmarks/hf_paths.py), `hf` (Trainer +
 DataCollatorWithPadding, otherwise its defaults) and `pad128` (the same Trainer, every pair padded to 128).
 xrobust and the tuned Trainer run at --precision (native: what trainer.precision resolves to on this machine,
-xrobust/resolvers.py); `hf` and `pad128` stay fp32, as users write them, for context. Each run is a child
+xrobust/config/resolvers.py); `hf` and `pad128` stay fp32, as users write them, for context. Each run is a child
 process, the paths alternate within rounds, and the table shows medians over rounds. Without ../shared/data it
 runs on the packaged sample (task=sample).
 
@@ -86,7 +86,7 @@ def base_spec(args: argparse.Namespace) -> Spec:
 
 
 def resolved_precision(precision: str) -> str:
-    from xrobust.resolvers import native_precision
+    from xrobust.config.resolvers import native_precision
 
     return native_precision("cpu") if precision == "native" else precision
 

@@ -29,7 +29,7 @@ from xrobust.data.datamodule import split_by_item
 from xrobust.data.sources import LocalFolderSource
 from xrobust.data.task import TaskSpec
 from xrobust.models.embedded import ensure_embedded_model
-from xrobust.results import summarize_accuracy
+from xrobust.run.results import summarize_accuracy
 from xrobust.train import run
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,5 +1,5 @@
 """The xrobust path of the benchmarks: the config composed from conf/, the job built as xrobust.train builds it
-(xrobust.stages.build_job: datamodule, module of the task's kind, noise, Trainer)."""
+(xrobust.run.stages.build_job: datamodule, module of the task's kind, noise, Trainer)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ def run_xrobust(spec: Spec) -> dict:
     import pytorch_lightning as pl
     from transformers import DataCollatorWithPadding
 
-    from xrobust.config import validate
-    from xrobust.stages import build_job
+    from xrobust.config.checks import validate
+    from xrobust.run.stages import build_job
 
     out = tempfile.mkdtemp(prefix="xrobust-bench-")
     overrides = [

@@ -37,7 +37,7 @@ from omegaconf import open_dict  # noqa: E402
 from small_runs import QUIET, small_sample, varied_tiny_checkpoint  # noqa: E402
 from tiny_models import MODEL_TYPES, tiny_checkpoint  # noqa: E402
 
-from xrobust.config import CONF_DIR  # noqa: E402
+from xrobust.config.checks import CONF_DIR  # noqa: E402
 from xrobust.models.embedded import ensure_embedded_model  # noqa: E402
 
 NOISES = ("rs_rp", "code_switch", "adv")  # code_switch: rs_da's augmentation, no synonym file to download

@@ -10,11 +10,11 @@ from conftest import ROOT, compose_config, run_cli
 from small_runs import overrides, small_sample
 from tiny_models import tiny_checkpoint
 
-from xrobust.config import validate
+from xrobust.config.checks import validate
 from xrobust.data.sources import read_labelled_jsonl, read_labelled_tsv
 from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
-from xrobust.results import RESULTS_FILE
+from xrobust.run.results import RESULTS_FILE
 from xrobust.train import run
 
 # Each override and what its line must name.

@@ -14,11 +14,11 @@ from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.demos.boring_classes import BoringModel
 
-from xrobust.callbacks import CrashCheckpoint
-from xrobust.checkpoint_io import is_torn, keep_after_success, set_aside_torn
 from xrobust.errors import XrobustError
-from xrobust.results import write_json
-from xrobust.sharded_checkpoint import old_path, staging_path, swap_in
+from xrobust.lightning.callbacks import CrashCheckpoint
+from xrobust.lightning.checkpoint_io import is_torn, keep_after_success, set_aside_torn
+from xrobust.lightning.sharded_checkpoint import old_path, staging_path, swap_in
+from xrobust.run.results import write_json
 from xrobust.status import main as status_main
 
 

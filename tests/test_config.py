@@ -11,10 +11,10 @@ import torch
 from conftest import CONF_DIR, compose_config
 from omegaconf import OmegaConf
 
-from xrobust.config import validate
+from xrobust.config.checks import validate
 from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
-from xrobust.results import config_hash
+from xrobust.run.results import config_hash
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra",))
 

@@ -159,7 +159,7 @@ import os
 import pytorch_lightning as pl
 import torch
 
-from xrobust.callbacks import FiniteLossGuard, NonFiniteLoss
+from xrobust.lightning.callbacks import FiniteLossGuard, NonFiniteLoss
 
 
 class Regression(pl.LightningModule):

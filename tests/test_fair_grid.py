@@ -217,7 +217,7 @@ def test_the_last_epoch_is_tested_beside_the_selected_checkpoint(flat_run):
 
 
 def test_without_the_budget_option_nothing_is_recorded_as_stopped(me5_dir):
-    from xrobust.results import early_stopped
+    from xrobust.run.results import early_stopped
 
     cfg = compose_config([])
     assert "early_stopping" not in cfg.callbacks and cfg.eval.test_last is False

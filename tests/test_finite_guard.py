@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from xrobust.callbacks import FiniteLossGuard, NonFiniteLoss
+from xrobust.lightning.callbacks import FiniteLossGuard, NonFiniteLoss
 
 BAD_STEP = 3
 

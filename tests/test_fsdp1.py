@@ -15,7 +15,7 @@ from pytorch_lightning.plugins.precision import FSDPPrecision
 from pytorch_lightning.strategies import FSDPStrategy
 from torch.distributed.fsdp import FullyShardedDataParallel
 
-from xrobust.module import TransferModule
+from xrobust.lightning.module import TransferModule
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="FSDP1 needs an accelerator (torch 2.13)")
 

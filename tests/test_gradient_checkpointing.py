@@ -10,7 +10,7 @@ import torch
 from tiny_models import tiny_checkpoint
 from transformers.modeling_layers import GradientCheckpointingLayer
 
-from xrobust.module import TransferModule
+from xrobust.lightning.module import TransferModule
 from xrobust.noise.none import NoNoise
 
 

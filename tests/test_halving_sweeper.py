@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from conftest import FAST, ROOT, run_cli, run_report
 
-from xrobust.halving import LEDGER_FILE
-from xrobust.predictions import predictions_tsv
-from xrobust.rung_record import RUNG_FILE, RUNG_TARGET
+from xrobust.run.predictions import predictions_tsv
 from xrobust.status import report as status_report
+from xrobust.sweep.halving import LEDGER_FILE
+from xrobust.sweep.rung_record import RUNG_FILE, RUNG_TARGET
 
 LOSER, WINNER = "1e-10", "5"
 SEEDS = (1, 2)
@@ -191,7 +191,7 @@ def test_running_the_sweep_again_is_a_no_op(sweep, data):
 
 
 def test_the_rule_keeps_a_third_each_rung_ties_to_the_first_and_reads_finished_rungs_back(tmp_path):
-    from xrobust import halving
+    from xrobust.sweep import halving
 
     jobs = [[f"optim.lr_scale={lr}", f"seed={seed}"] for lr in ("0.5", "1", "2", "4") for seed in (1, 2)]
     grid = halving.points(jobs, "optim.lr_scale", "seed")

@@ -8,7 +8,7 @@ import pytest
 from conftest import FAST, compose_config
 from hydra.utils import instantiate
 
-from xrobust.config import validate
+from xrobust.config.checks import validate
 from xrobust.errors import XrobustError
 from xrobust.train import run
 

@@ -226,7 +226,7 @@ def test_rs_da_is_seeded():
 
 def test_rs_da_rewrites_training_batches_on_the_fly_through_the_datamodule(me5_dir, tmp_path):
     cfg = compose_config(["data.batch_size=16", "data.max_length=48"], output_dir=tmp_path)
-    from xrobust.config import validate
+    from xrobust.config.checks import validate
 
     dm = instantiate(cfg.data, _partial_=True)(task=validate(cfg), tokenizer_path=str(me5_dir))
     dm.setup()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xrobust.resolvers import native_precision
+from xrobust.config.resolvers import native_precision
 
 
 @pytest.mark.parametrize(

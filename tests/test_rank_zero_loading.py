@@ -12,7 +12,9 @@ from conftest import compose_config
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 from tiny_models import MODEL_TYPES, tiny_checkpoint
 
-from xrobust.checkpoint_io import AtomicCheckpointIO
+from xrobust.lightning.checkpoint_io import AtomicCheckpointIO
+from xrobust.lightning.rank_zero_loading import builds_on_meta
+from xrobust.lightning.sharding import tied_group
 from xrobust.models.loading import (
     count_non_embedding_parameters,
     count_parameters,
@@ -21,10 +23,8 @@ from xrobust.models.loading import (
 )
 from xrobust.plan import plan_from_config
 from xrobust.plan.output import format_plan
-from xrobust.rank_zero_loading import builds_on_meta
-from xrobust.sharding import tied_group
 
-FSDP2 = "xrobust.sharding.FSDP2Strategy"
+FSDP2 = "xrobust.lightning.sharding.FSDP2Strategy"
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ from pytorch_lightning.strategies import SingleDeviceStrategy
 from small_runs import wait_for
 
 from xrobust.atomic import atomic_write_text
-from xrobust.callbacks import FiniteLossGuard, NonFiniteLoss
-from xrobust.checkpoint_io import AtomicCheckpointIO, keep_after_success, set_aside_torn
+from xrobust.lightning.callbacks import FiniteLossGuard, NonFiniteLoss
+from xrobust.lightning.checkpoint_io import AtomicCheckpointIO, keep_after_success, set_aside_torn
 
 SHORT = [
     "logger=none",

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from conftest import run_report
 
-from xrobust.loggers import summary_metrics
-from xrobust.predictions import predictions_tsv
+from xrobust.lightning.loggers import summary_metrics
 from xrobust.report.collect import collect
 from xrobust.report.contrasts import parallel_check
 from xrobust.report.groups import group_scores
+from xrobust.run.predictions import predictions_tsv
 
 LANGS = ["en", "de", "fr"]
 N = 120

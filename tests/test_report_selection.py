@@ -9,8 +9,8 @@ from pathlib import Path
 
 from conftest import run_report
 
-from xrobust.predictions import predictions_tsv
 from xrobust.report.bootstrap import TARGET_MEAN
+from xrobust.run.predictions import predictions_tsv
 
 LANGS = ["en", "de", "fr"]
 N = 100

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from conftest import run_report
 
-from xrobust.predictions import predictions_tsv
 from xrobust.report.collect import collect
 from xrobust.report.compare import compare
+from xrobust.run.predictions import predictions_tsv
 
 LANGS = ["en", "de", "fr"]
 N = 90

@@ -14,7 +14,7 @@ import torch
 from small_runs import small_sample, varied_tiny_checkpoint
 from test_sharded import DDP, job, predictions, start, train
 
-from xrobust.requeue import REQUEUE_EXIT_STATUS, RequeueOnSignal
+from xrobust.lightning.requeue import REQUEUE_EXIT_STATUS, RequeueOnSignal
 
 SCHEDULE = ["trainer.max_epochs=3", "trainer.limit_train_batches=4", "callbacks.requeue.check_every_n_steps=1"]
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 from tiny_models import tiny_checkpoint
 
-from xrobust import random_state
-from xrobust.module import TransferModule
+from xrobust.lightning import random_state
+from xrobust.lightning.module import TransferModule
 from xrobust.noise.none import NoNoise
 
 

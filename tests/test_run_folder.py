@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from xrobust.errors import SweepError
-from xrobust.run_folder import claim
+from xrobust.run.folder import claim
 
 POINT = ["model=me5-small", "noise=none", "optim.lr_scale=0.5", "seed=1", "data.local_dir=/data/xnli"]
 

@@ -1,4 +1,4 @@
-"""results.json through its one owner (xrobust/run_result.py): written and read back unchanged, a file of an unknown
+"""results.json through its one owner (xrobust/run/run_result.py): written and read back unchanged, a file of an unknown
 schema version refused in one line, files from before the version read as version 1; the contamination flag from
 model.training_mixture on a tiny run and in the report; the prompt template of the text-to-text head."""
 
@@ -14,11 +14,11 @@ from conftest import FAST, compose_config, run_report
 from omegaconf import open_dict
 from tiny_models import tiny_checkpoint
 
-from xrobust.config import validate
+from xrobust.config.checks import validate
 from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
-from xrobust.results import config_hash, contamination, prompt_template
-from xrobust.run_result import SCHEMA_VERSION, ModelRecord, RunResult
+from xrobust.run.results import config_hash, contamination, prompt_template
+from xrobust.run.run_result import SCHEMA_VERSION, ModelRecord, RunResult
 from xrobust.train import run
 
 LANGS = ["en", "de", "fr"]

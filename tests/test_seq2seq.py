@@ -15,15 +15,15 @@ from small_runs import LANGUAGES, ODD_TEST_SIZE, overrides, small_sample
 from test_sharded import CPU_RANKS, DDP, FSDP2, job, predictions, train
 from tiny_models import tiny_checkpoint
 
-from xrobust.config import validate
+from xrobust.config.checks import validate
 from xrobust.data.sources import make_source
 from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
 from xrobust.kinds.base import CandidateCollator
+from xrobust.lightning.sharding import tied_group
 from xrobust.models.hub import load_tokenizer
 from xrobust.models.loading import count_parameters, load_classifier, load_meta_classifier
 from xrobust.models.seq2seq import RankClassifier
-from xrobust.sharding import tied_group
 from xrobust.train import run
 
 SEQ2SEQ = ["model.head=seq2seq"]

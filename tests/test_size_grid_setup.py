@@ -33,7 +33,9 @@ def test_the_grid_applies_each_models_recommended_setup(model):
 
 def test_the_sharded_sizes_are_sharded_and_a_command_line_value_still_wins():
     xxl = compose_config(["experiment=size_grid", "model=xlmr-xxl"]).trainer
-    assert xxl.strategy._target_ == "xrobust.sharding.FSDP2Strategy" and xxl.devices == 8 and xxl.plugins is None
+    assert (
+        xxl.strategy._target_ == "xrobust.lightning.sharding.FSDP2Strategy" and xxl.devices == 8 and xxl.plugins is None
+    )
     assert compose_config(["experiment=size_grid", "model=xlmr-xxl", "trainer.devices=16"]).trainer.devices == 16
     me5 = compose_config(["experiment=size_grid", "model=me5-small"])  # no recommended setup: one GPU, defaults
     assert me5.trainer.strategy == "auto" and me5.trainer.devices == 1 and me5.data.batch_size == 32

@@ -36,7 +36,7 @@ def test_slurm_launcher_takes_each_sizes_geometry_from_its_recommended_setup(mod
     assert launcher.tasks_per_node == launcher.gpus_per_node == trainer.devices >= 1
     assert launcher.nodes == trainer.num_nodes and launcher.mem_gb == 400
     strategy = trainer.strategy.get("_target_") if OmegaConf.is_dict(trainer.strategy) else trainer.strategy
-    assert (strategy == "xrobust.sharding.FSDP2Strategy") == (trainer.devices > 1)  # sharded sizes: FSDP2
+    assert (strategy == "xrobust.lightning.sharding.FSDP2Strategy") == (trainer.devices > 1)  # sharded sizes: FSDP2
 
 
 def test_multirun_through_the_submitit_local_launcher(tmp_path):

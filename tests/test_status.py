@@ -17,7 +17,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 from small_runs import env, overrides, small_sample, varied_tiny_checkpoint, wait_for
 
-from xrobust.loggers import summary_metrics
+from xrobust.lightning.loggers import summary_metrics
 from xrobust.status import main as status_main
 from xrobust.status import report
 

@@ -13,7 +13,7 @@ from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
 from xrobust.report.collect import collect
 from xrobust.report.groups import group_scores
-from xrobust.stages import intermediate_stage_config
+from xrobust.run.stages import intermediate_stage_config
 from xrobust.train import run
 
 XCOPA_LANGS = ["et", "ht", "id", "it", "qu", "sw", "ta", "th", "tr", "vi", "zh"]

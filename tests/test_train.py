@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import FAST, ROOT, compose_config, run_cli
 
-from xrobust.run_result import SCHEMA_VERSION, WRITTEN_WITH, RunResult
+from xrobust.run.run_result import SCHEMA_VERSION, WRITTEN_WITH, RunResult
 from xrobust.train import main, run
 
 # Every field results.json always holds (RunResult's, less the read-outs a run may not have).

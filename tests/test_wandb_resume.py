@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from xrobust.loggers import RUN_ID_FILE, wandb_logger
+from xrobust.lightning.loggers import RUN_ID_FILE, wandb_logger
 
 pytest.importorskip("wandb")
 

@@ -17,11 +17,11 @@ from omegaconf import OmegaConf
 from small_runs import small_sample
 from tiny_models import tiny_checkpoint
 
-from xrobust.config import validate
+from xrobust.config.checks import validate
 from xrobust.errors import XrobustError
 from xrobust.eval import job_config
-from xrobust.results import PREDICTIONS_FILE, RESULTS_FILE
-from xrobust.stages import fitted_stage
+from xrobust.run.results import PREDICTIONS_FILE, RESULTS_FILE
+from xrobust.run.stages import fitted_stage
 from xrobust.train import run
 
 QUIET = ["logger=none", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]

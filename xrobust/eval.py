@@ -17,11 +17,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from xrobust.checkpoint_io import CRASH_CHECKPOINT
-from xrobust.config import CONF_DIR, NO_TRAINING
+from xrobust.config.checks import CONF_DIR, NO_TRAINING
 from xrobust.errors import XrobustError
-from xrobust.results import RESULTS_FILE
-from xrobust.stages import STAGE_FILE
+from xrobust.lightning.checkpoint_io import CRASH_CHECKPOINT
+from xrobust.run.results import RESULTS_FILE
+from xrobust.run.stages import STAGE_FILE
 from xrobust.train import guarded, run, selection_metric
 
 JOB_CONFIG = Path(".hydra") / "config.yaml"

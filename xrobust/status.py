@@ -21,16 +21,16 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Quote, QuotedString
 from omegaconf import OmegaConf
 
-from xrobust.checkpoint_io import checkpoint_step, is_torn
-from xrobust.config import CONF_DIR
+from xrobust.config.checks import CONF_DIR
 from xrobust.errors import XrobustError
-from xrobust.results import RESULTS_FILE, completed_results
-from xrobust.rung_record import STOPPED, describe, point_overrides, rung_of
+from xrobust.lightning.checkpoint_io import checkpoint_step, is_torn
+from xrobust.run.results import RESULTS_FILE, completed_results
+from xrobust.sweep.rung_record import STOPPED, describe, point_overrides, rung_of
 
 FAILED_FILE = "failed.json"
 # "corrupt": a results.json that does not parse (a disk filled up, a copy cut short); the job runs again. One that
 # parses but is of a schema version this xrobust cannot read, or lacks a field, stops the status with one line.
-# "stopped": a job hydra/sweeper=halving stopped after its first epochs for good (xrobust/rung_record.py).
+# "stopped": a job hydra/sweeper=halving stopped after its first epochs for good (xrobust/sweep/rung_record.py).
 STATES = ("finished", "stopped", "resumable", "failed", "corrupt", "not started")
 # Hydra overrides the completing command sets itself (the sweep folder, multirun mode).
 OWN_HYDRA_KEYS = ("hydra.sweep.dir=", "hydra.mode=")

@@ -17,14 +17,15 @@ from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch.distributed.checkpoint.api import CheckpointException
 
-from xrobust import console, run_folder
-from xrobust.checkpoint_io import keep_after_success, set_aside_torn
-from xrobust.config import CONF_DIR, validate
+from xrobust import console
+from xrobust.config.checks import CONF_DIR, validate
 from xrobust.errors import SweepError, XrobustError
-from xrobust.failures import clear_failure, record_failure
-from xrobust.loggers import finish_failed_run, log_summary
+from xrobust.lightning.checkpoint_io import keep_after_success, set_aside_torn
+from xrobust.lightning.loggers import finish_failed_run, log_summary
 from xrobust.models.loading import resolve_pretrained
-from xrobust.results import (
+from xrobust.run import folder as run_folder
+from xrobust.run.failures import clear_failure, record_failure
+from xrobust.run.results import (
     PREDICTIONS_FILE,
     RESULTS_FILE,
     collect_results,
@@ -35,8 +36,8 @@ from xrobust.results import (
     stage_record,
     write_predictions,
 )
-from xrobust.run_result import RunResult
-from xrobust.stages import Job, fitted_stage, run_intermediate_stage
+from xrobust.run.run_result import RunResult
+from xrobust.run.stages import Job, fitted_stage, run_intermediate_stage
 
 log = logging.getLogger("xrobust")
 

@@ -1,11 +1,11 @@
 """`hydra/sweeper=halving` (conf/hydra/sweeper/halving.yaml): the grid of Hydra's basic sweeper, with the runs of a
-losing learning rate stopped after their first epochs (the rule: xrobust/halving.py).
+losing learning rate stopped after their first epochs (the rule: xrobust/sweep/halving.py).
 
-Each rung is one batch for the configured launcher (basic, local_parallel, slurm): every job still in the running
-is launched with a rung stop (xrobust/rung_record.py), its return value (the job's best English dev accuracy so far,
-xrobust.train.selection_metric) ranks it, and the kept jobs go on, each resuming from its own last.ckpt. The last
-batch runs the kept jobs to the end with exactly the overrides a basic sweep gives them, so they skip, resume and
-write results.json as any sweep job does. Hydra imports this module at every start: xrobust is imported in sweep().
+Each rung is one batch for the configured launcher (basic, local_parallel, slurm): every job still in the running is
+launched with a rung stop (xrobust/sweep/rung_record.py), its return value (the job's best English dev accuracy so far,
+xrobust.train.selection_metric) ranks it, and the kept jobs go on, each resuming from its own last.ckpt. The last batch
+runs the kept jobs to the end with exactly the overrides a basic sweep gives them, so they skip, resume and write
+results.json as any sweep job does. Hydra imports this module at every start: xrobust is imported in sweep().
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class HalvingSweeper(Sweeper):
             sys.exit(2)
 
     def _sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
-        from xrobust import halving
+        from xrobust.sweep import halving
 
         assert self.config is not None and self.hydra_context is not None
         halving.check_rule(self.rung_epochs, self.eta)
@@ -127,7 +127,7 @@ class HalvingSweeper(Sweeper):
 
     def _launch(self, batch: list[list[str]], epochs: int | None) -> list[JobReturn]:
         """One batch through the configured launcher, in chunks of max_batch_size; `epochs`: the rung's stop."""
-        from xrobust.rung_record import rung_overrides
+        from xrobust.sweep.rung_record import rung_overrides
 
         assert self.launcher is not None
         extra = rung_overrides(epochs) if epochs is not None else []
@@ -141,8 +141,8 @@ class HalvingSweeper(Sweeper):
     def _decide(self, cells, results, rung, epochs, ledger, settings) -> BaseException | None:
         """Rank each cell whose every job returned a score; record the decision in the ledger and in each job's
         rung.json, and cut a stopped job's checkpoints. Returns the first exception a job raised."""
-        from xrobust import halving
-        from xrobust.rung_record import CONTINUED, STOPPED, point_overrides, write_decision
+        from xrobust.sweep import halving
+        from xrobust.sweep.rung_record import CONTINUED, STOPPED, point_overrides, write_decision
 
         failure = None
         by_point: dict[tuple[str, ...], JobReturn] = {}

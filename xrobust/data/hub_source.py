@@ -21,7 +21,7 @@ import datasets
 from xrobust.atomic import atomic_write_text
 from xrobust.data.task import TaskSpec, is_local_folder
 from xrobust.errors import XrobustError
-from xrobust.hub import HUB_ERRORS, hub_error_message
+from xrobust.hub_download import HUB_ERRORS, hub_error_message
 
 LOCAL_FIX = "set data.local_dir=<folder of {split}-{lang} files>, or task.hub_id=<local copy in the Hub layout>"
 

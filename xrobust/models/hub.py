@@ -1,5 +1,5 @@
-"""The model side of xrobust/hub.py: a checkpoint or tokenizer that fails to load from its folder or the Hugging
-Face Hub becomes one line naming it and what to do, instead of transformers' multi-paragraph OSError.
+"""The model side of xrobust/hub_download.py: a checkpoint or tokenizer that fails to load from its folder or the
+Hugging Face Hub becomes one line naming it and what to do, instead of transformers' multi-paragraph OSError.
 
 - `hub_errors(pretrained)`: a context manager around `from_pretrained` calls that raises `XrobustError`.
 - `load_tokenizer`: `AutoTokenizer.from_pretrained` under it, also naming the missing packages when a
@@ -16,7 +16,7 @@ from pathlib import Path
 from huggingface_hub.errors import HFValidationError
 
 from xrobust.errors import XrobustError
-from xrobust.hub import hub_error_message
+from xrobust.hub_download import hub_error_message
 
 LOCAL_FIX = "set model.pretrained=<local folder holding the repo's files>"
 # What transformers needs to turn a bare SentencePiece model into a tokenizer: package -> module.

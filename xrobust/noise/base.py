@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from xrobust import validation
+from xrobust.config import fields as validation
 from xrobust.noise.cost import StepMemory, StepPasses
 
 # `invalid noise config: noise.eps=-1.0 (must be >= 0)`: noise fields are named relative to the group.

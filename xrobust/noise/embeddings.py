@@ -77,7 +77,7 @@ def resolve_perturbation(spec: dict[str, Any], model: nn.Module) -> dict[str, An
     (an L-inf eps is per coordinate: relative to median_norm / sqrt(d))."""
     norm, width = median_embedding_norm(model), embedding_width(model)
     unit = relative_unit(norm, width, spec.get("norm", "l2") == "linf")
-    scale = spec.get("eps_scale", "relative")  # checked at start-up (xrobust.config.validate)
+    scale = spec.get("eps_scale", "relative")  # checked at start-up (xrobust.config.checks.validate)
     eps = spec["eps"]
     relative, absolute = (eps, eps * unit) if scale == "relative" else (eps / unit, eps)
     measured = {"median_embedding_norm": norm, "embedding_dim": width, "eps_relative": relative}

@@ -12,7 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from xrobust.config import CONF_DIR
+from xrobust.config.checks import CONF_DIR
 from xrobust.errors import XrobustError
 from xrobust.plan.cost import job_cost
 from xrobust.plan.data import data_stats

@@ -181,7 +181,7 @@ def estimate(setup: Setup) -> Plan:
         "process: libraries + tokenizer" if setup.accelerator == "cpu" else "CUDA context, NCCL, fragmentation"
     )
     # TransferModule.__init__ builds the fp32 model on every rank of a node; under FSDP2 the ranks other than 0 hold
-    # only its input embeddings (xrobust/rank_zero_loading.py) until it is sharded.
+    # only its input embeddings (xrobust/lightning/rank_zero_loading.py) until it is sharded.
     others = inv.embeddings if setup.rank_zero_loading else P
     host = 4 * (P + (setup.devices - 1) * others) / GIB
     # lightning_fabric's _atomic_save torch.saves the whole checkpoint (weights + optimizer state) into a BytesIO

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from xrobust.config import CONF_DIR
+from xrobust.config.checks import CONF_DIR
 from xrobust.errors import XrobustError
 from xrobust.plan.memory import Plan, estimate
 from xrobust.plan.setup import Setup, setup_from_config

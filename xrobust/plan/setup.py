@@ -11,10 +11,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from xrobust.errors import XrobustError
+from xrobust.lightning.rank_zero_loading import loads_on_rank_zero
 from xrobust.noise.cost import StepMemory, StepPasses
 from xrobust.plan.gpus import gpu_of
 from xrobust.plan.seq2seq import SEQ2SEQ, decoder_shape
-from xrobust.rank_zero_loading import loads_on_rank_zero
 
 GIB = 2**30
 
@@ -50,7 +50,8 @@ class Setup:
     noise: str = "none"
     noise_memory: StepMemory = StepMemory()  # what the noise method declares (NoiseMethod.step_memory)
     noise_passes: StepPasses = StepPasses()  # (NoiseMethod.step_passes)
-    # trainer=fsdp2: only rank 0 loads the weights, the other ranks build on meta (xrobust/rank_zero_loading.py)
+    # trainer=fsdp2: only rank 0 loads the weights, the other ranks build on meta
+    # (xrobust/lightning/rank_zero_loading.py)
     rank_zero_loading: bool = False
     # model.head: classifier, or seq2seq (the whole encoder-decoder: xrobust/plan/seq2seq.py) with its decoder's
     # candidates per item, their length (EOS included), the template's own tokens and a choice's mean tokens.

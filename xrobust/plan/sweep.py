@@ -17,7 +17,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from xrobust.config import CONF_DIR
+from xrobust.config.checks import CONF_DIR
 from xrobust.errors import XrobustError
 from xrobust.plan.cost import JobCost, job_cost
 from xrobust.plan.data import data_stats

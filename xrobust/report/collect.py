@@ -1,7 +1,7 @@
 """Find and read every finished job below a folder: results.json, and predictions.tsv when it is needed.
 
 A results.json that does not parse, is of a schema version this xrobust cannot read, lacks a field the report
-uses (xrobust/run_result.py checks all three) or disagrees with its own predictions is refused with its path
+uses (xrobust/run/run_result.py checks all three) or disagrees with its own predictions is refused with its path
 (XrobustError); nothing is skipped silently.
 """
 
@@ -24,9 +24,9 @@ from xrobust.report.item_rows import (
     mixed_pair_names,
     read_predictions,
 )
-from xrobust.results import PREDICTIONS_FILE, RESULTS_FILE
-from xrobust.run_result import RunResult
-from xrobust.rung_record import rung_of, without_rung_keys
+from xrobust.run.results import PREDICTIONS_FILE, RESULTS_FILE
+from xrobust.run.run_result import RunResult
+from xrobust.sweep.rung_record import rung_of, without_rung_keys
 
 
 @dataclass
@@ -190,7 +190,7 @@ def collect(root: Path) -> list[Job]:
     jobs = [parse_results(path, root) for path in paths]
     # A halving rung's results (a learning rate stopped after its first epochs, or a job still going on) label the
     # sweep's settings with the others, less the rung's own keys, but are no finished run: selection.py names the
-    # stopped ones (xrobust/rung_record.py).
+    # stopped ones (xrobust/sweep/rung_record.py).
     rungs = {job.folder for job in jobs if rung_of(job.folder) is not None}
     for job in (job for job in jobs if job.folder in rungs):
         job.flat_config = without_rung_keys(job.flat_config)

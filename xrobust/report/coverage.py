@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xrobust.results import RESULTS_FILE
+from xrobust.run.results import RESULTS_FILE
 from xrobust.status import FAILED_FILE, sweep_status
 
 SEED_KEY = "seed"

@@ -1,4 +1,4 @@
-"""Read predictions.tsv (layout: xrobust.predictions) into per-item correctness, per test set.
+"""Read predictions.tsv (layout: xrobust.run.predictions) into per-item correctness, per test set.
 
 Three read-outs come from one file: the standard per-language test sets, the generalized setting's mixed pairs
 (`A_B`: sentence 1 in A, sentence 2 in B) and, when the run had eval.perturbed, the perturbed read-out (the
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xrobust.errors import XrobustError
-from xrobust.predictions import PERTURBED_COLUMN, PREDICTION_COLUMNS
+from xrobust.run.predictions import PERTURBED_COLUMN, PREDICTION_COLUMNS
 
 # results.json stores float32 accuracies: allow that rounding, never a different count.
 ACCURACY_TOLERANCE = 1e-4

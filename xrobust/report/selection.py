@@ -8,7 +8,7 @@ accuracy. Per cell (a task and every other key), the candidate with the best mea
 seeds every candidate ran (results.json model_selection.best_val_acc, the number that chose each run's epoch) is
 kept for all its seeds: one choice per cell, not one per seed. Target-language accuracy is never read. Ties go
 to the first candidate in sorted order. A learning rate that hydra/sweeper=halving stopped after its first epochs
-(xrobust/rung_record.py) is never a candidate: each cell names its stopped runs and where they stopped.
+(xrobust/sweep/rung_record.py) is never a candidate: each cell names its stopped runs and where they stopped.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from xrobust.report.collect import Job, parse_results
 from xrobust.report.compare import value_key
 from xrobust.report.formatting import markdown_table, pct
 from xrobust.report.identity import MISSING, MODEL, NOISE, setting_text
-from xrobust.results import RESULTS_FILE
-from xrobust.rung_record import stopped
+from xrobust.run.results import RESULTS_FILE
+from xrobust.sweep.rung_record import stopped
 
 # What --select-on accepts: the source-language set each job selected its checkpoint on (dev-en, or the held-out
 # slice of train-en where a task has no English dev split).

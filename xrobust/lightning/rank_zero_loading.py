@@ -23,8 +23,8 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_
 from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import MixedPrecisionPolicy
 
+from xrobust.lightning.sharding import shard_model
 from xrobust.models.loading import load_classifier, load_meta_classifier
-from xrobust.sharding import shard_model
 
 log = logging.getLogger("xrobust")
 

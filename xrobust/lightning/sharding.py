@@ -21,7 +21,7 @@ from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
 from transformers.modeling_layers import GradientCheckpointingLayer
 
-from xrobust.sharded_checkpoint import save_swapped
+from xrobust.lightning.sharded_checkpoint import save_swapped
 
 # trainer.precision -> the dtype FSDP2 gathers parameters in (they stay fp32 shards; gradients reduce in fp32).
 GATHER_DTYPES = {"bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16, "16-true": torch.float16}
@@ -39,7 +39,7 @@ class FSDP2Strategy(ModelParallelStrategy):
         super().setup_environment()
 
     def save_checkpoint(self, checkpoint: dict[str, Any], filepath, storage_options: Any | None = None) -> None:
-        """Sharded folders are written beside the target and swapped in (xrobust.sharded_checkpoint), where
+        """Sharded folders are written beside the target and swapped in (xrobust.lightning.sharded_checkpoint), where
         Lightning rewrites them in place and a kill mid-save tears the only `last.ckpt/`."""
         if not self._save_distributed_checkpoint:
             return super().save_checkpoint(checkpoint, filepath, storage_options)

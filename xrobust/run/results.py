@@ -1,4 +1,4 @@
-"""What one run measured, from its finished job: results.json (its schema: xrobust/run_result.py) and
+"""What one run measured, from its finished job: results.json (its schema: xrobust/run/run_result.py) and
 predictions.tsv, written atomically so a crash never leaves half a file; and the config hash that tells a
 finished job's folder from another config's."""
 
@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from xrobust.atomic import atomic_write_text
-from xrobust.predictions import predictions_tsv
-from xrobust.run_result import RESULTS_FILE, ModelRecord, ModelSelection, RunResult
+from xrobust.run.predictions import predictions_tsv
+from xrobust.run.run_result import RESULTS_FILE, ModelRecord, ModelSelection, RunResult
 
 if TYPE_CHECKING:
     from xrobust.data.task import TaskSpec
-    from xrobust.stages import Job
+    from xrobust.run.stages import Job
 
 PREDICTIONS_FILE = "predictions.tsv"
 # Keys that change where or how visibly a job runs, or what it keeps afterwards, never what it computes. The callbacks
@@ -91,7 +91,7 @@ def write_predictions(
     predictions: dict[str, list[tuple[int, int, int]]],
     perturbed: dict[str, list[tuple[int, int, int]]] | None = None,
 ) -> None:
-    """predictions.tsv (layout: xrobust.predictions): one row per test item; with eval.perturbed a fifth column,
+    """predictions.tsv (layout: xrobust.run.predictions): one row per test item; with eval.perturbed a fifth column,
     the prediction on the perturbed input."""
     atomic_write_text(path, predictions_tsv(predictions, perturbed))
 

@@ -124,7 +124,7 @@ class Ledger:
 def cut_checkpoints(folder: Path, keep: str) -> None:
     """A stopped job's checkpoints, kept whole while it might go on, cut down to its own
     checkpoint.keep_after_success (the selected weights by default), as a finished job cuts its own."""
-    from xrobust.checkpoint_io import keep_after_success, read_checkpoint
+    from xrobust.lightning.checkpoint_io import keep_after_success, read_checkpoint
 
     checkpoints = Path(folder) / "checkpoints"
     last = checkpoints / "last.ckpt"

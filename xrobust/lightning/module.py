@@ -13,15 +13,15 @@ from pytorch_lightning.plugins.precision import MixedPrecision
 from pytorch_lightning.strategies import FSDPStrategy, ModelParallelStrategy
 from torch.distributed.fsdp import FSDPModule
 
-from xrobust import random_state
 from xrobust.kinds import get_kind
+from xrobust.lightning import random_state
+from xrobust.lightning.rank_zero_loading import classifier_loader, host_memory_mib, shard_from_rank_zero
+from xrobust.lightning.sharding import mixed_precision_policy
 from xrobust.models.loading import count_non_embedding_parameters, count_parameters, plain
 from xrobust.noise.base import NoiseMethod
 from xrobust.noise.embeddings import device_generator, resolve_perturbation, split_embeddings
 from xrobust.noise.perturb import sample_ball, token_mask
-from xrobust.predictions import Row, accuracy, gather_from_ranks, unique_by_id
-from xrobust.rank_zero_loading import classifier_loader, host_memory_mib, shard_from_rank_zero
-from xrobust.sharding import mixed_precision_policy
+from xrobust.run.predictions import Row, accuracy, gather_from_ranks, unique_by_id
 
 log = logging.getLogger("xrobust")
 

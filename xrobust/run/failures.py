@@ -15,7 +15,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from xrobust.errors import XrobustError
-from xrobust.results import write_json
+from xrobust.run.results import write_json
 from xrobust.status import FAILED_FILE, sweep_status
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from xrobust.atomic import atomic_write_text
 from xrobust.errors import SweepError
-from xrobust.results import NOT_HASHED, RESULTS_FILE
-from xrobust.rung_record import RUNG_KEY
+from xrobust.run.results import NOT_HASHED, RESULTS_FILE
+from xrobust.sweep.rung_record import RUNG_KEY
 
 OVERRIDES_FILE = "overrides.json"
 

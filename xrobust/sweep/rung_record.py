@@ -1,6 +1,6 @@
 """What a halving sweep (hydra/sweeper=halving) leaves in a job folder, and how the report and xrobust-status read it.
 
-A rung job runs with the overrides `rung_overrides` adds: the RungStop callback (xrobust/rung.py) under
+A rung job runs with the overrides `rung_overrides` adds: the RungStop callback (xrobust/sweep/rung.py) under
 callbacks.rung_stop, so its results.json config says which epoch it stopped after, and every checkpoint kept, so a
 job the sweeper keeps resumes from its last.ckpt. After each rung the sweeper writes its decision into the folder's
 rung.json: "continued" (the job runs on, its results.json is replaced by the longer run's) or "stopped" (the job's
@@ -16,9 +16,9 @@ from typing import Any
 from xrobust.atomic import atomic_write_text
 
 RUNG_FILE = "rung.json"
-RESULTS_FILE = "results.json"  # xrobust.results.RESULTS_FILE, named here to keep this module light for Hydra
+RESULTS_FILE = "results.json"  # xrobust.run.results.RESULTS_FILE, named here to keep this module light for Hydra
 RUNG_KEY = "callbacks.rung_stop"
-RUNG_TARGET = "xrobust.rung.RungStop"
+RUNG_TARGET = "xrobust.sweep.rung.RungStop"
 STOPPED, CONTINUED = "stopped", "continued"
 
 

@@ -11,16 +11,16 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from xrobust.checkpoint_io import KEEP_CHOICES
+from xrobust.config.fields import require, typed
+from xrobust.config.keys import check_keys
 from xrobust.data.task import TaskSpec
 from xrobust.errors import SweepError
 from xrobust.kinds.base import HEADS, SEQ2SEQ
-from xrobust.schema import check_keys
-from xrobust.validation import require, typed
-from xrobust.writable import check_writable
+from xrobust.lightning.checkpoint_io import KEEP_CHOICES
+from xrobust.run.writable import check_writable
 
 # The config tree; absolute, so the console scripts work from any directory.
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 # finetune.method of conf/finetune/none.yaml: nothing is fitted, the job tests the weights as loaded.
 NO_TRAINING = "none"
@@ -64,7 +64,7 @@ FIELDS = (
     Field("eval.save_predictions", bool),
     Field("eval.perturbation.eps", float, ">= 0", lambda v: v >= 0),
     Field("trainer.max_epochs", int, ">= -1 (-1: no limit)", lambda v: v >= -1, nullable=True),
-    # The epochs of a halving sweep's rung (+callbacks.rung_stop, hydra/sweeper=halving; xrobust/rung.py).
+    # The epochs of a halving sweep's rung (+callbacks.rung_stop, hydra/sweeper=halving; xrobust/sweep/rung.py).
     Field("callbacks.rung_stop.epochs", int, ">= 1", lambda v: v >= 1, nullable=True),
     Field("trainer.min_epochs", int, ">= 0", lambda v: v >= 0, nullable=True),
     Field("trainer.max_steps", int, ">= -1 (-1: no limit)", lambda v: v >= -1),

@@ -10,7 +10,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
 from xrobust.errors import XrobustError
-from xrobust.requeue import Requeued
+from xrobust.lightning.requeue import Requeued
 
 
 class NonFiniteLoss(XrobustError):

@@ -23,16 +23,16 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import Logger
 
-from xrobust.config import NO_TRAINING, validate
+from xrobust.config.checks import NO_TRAINING, validate
 from xrobust.data.datamodule import TransferDataModule
 from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
-from xrobust.loggers import finish_run
+from xrobust.lightning.loggers import finish_run
+from xrobust.lightning.module import TransferModule
 from xrobust.models.export import export_from_ranks
 from xrobust.models.loading import resolve_pretrained
-from xrobust.module import TransferModule
 from xrobust.noise.base import NoiseMethod
-from xrobust.results import config_hash, early_stopped, stage_record, write_json
+from xrobust.run.results import config_hash, early_stopped, stage_record, write_json
 
 log = logging.getLogger("xrobust")
 

@@ -17,7 +17,7 @@ from torch.distributed.checkpoint import FileSystemReader
 
 from xrobust.atomic import atomic_write
 from xrobust.errors import XrobustError
-from xrobust.sharded_checkpoint import recover_interrupted_swaps
+from xrobust.lightning.sharded_checkpoint import recover_interrupted_swaps
 
 log = logging.getLogger("xrobust")
 
