@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 from conftest import ROOT, compose_config
 from hydra.utils import instantiate
 
-from xrobust.noise.cost import StepMemory, StepPasses
+from xrobust.noise.step_cost import StepMemory, StepPasses
 from xrobust.plan import estimate, setup_from_config
 
 GIB = 2**30

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from xrobust.config import fields as validation
-from xrobust.noise.cost import StepMemory, StepPasses
+from xrobust.noise.step_cost import StepMemory, StepPasses
 
 # `invalid noise config: noise.eps=-1.0 (must be >= 0)`: noise fields are named relative to the group.
 require = functools.partial(validation.require, group="noise")
@@ -30,7 +30,7 @@ class NoiseMethod:
     - `state_dict()` / `load_state_dict(state)`: the method's own random streams, kept in checkpoints (per rank)
       so a resumed run draws the noise an uninterrupted one would.
     - `step_memory()` / `step_passes()`: what `training_loss` keeps alive and computes beside plain fine-tuning
-      (xrobust/noise/cost.py), for `xrobust-plan`'s memory and FLOPs.
+      (xrobust/noise/step_cost.py), for `xrobust-plan`'s memory and FLOPs.
 
     Fields are coerced to their annotations (`validation.check_fields`); a method's `__post_init__` adds its
     range checks with `require` and creates its run-time state (generators, neighbours) as plain attributes.

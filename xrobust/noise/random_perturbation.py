@@ -18,7 +18,7 @@ from torch import nn
 
 from xrobust.noise import perturb
 from xrobust.noise.base import require
-from xrobust.noise.cost import StepMemory, StepPasses
+from xrobust.noise.step_cost import StepMemory, StepPasses
 from xrobust.noise.embeddings import EmbeddingNoise, device_generator, split_embeddings
 
 

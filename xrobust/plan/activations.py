@@ -17,7 +17,7 @@ input (L D sbh) + the embeddings, and two layers are live while one is recompute
 A multiple-choice micro-batch of b items is b x choices sequences (the encoder-only head; the text-to-text head's
 encoder reads each item once and its decoder every candidate: xrobust/plan/seq2seq.py adds the decoder's layers,
 the repeated encoder output and the vocabulary logits). The noise method says what its step holds
-(xrobust/noise/cost.py, `NoiseMethod.step_memory`): b becomes batch_copies x b (rs_rp num_samples), the graphs
+(xrobust/noise/step_cost.py, `NoiseMethod.step_memory`): b becomes batch_copies x b (rs_rp num_samples), the graphs
 part is multiplied by `graphs` (PGD with its clean term keeps the adversarial and the clean graph; FreeLB one per
 ascent step), and `embedding_copies` tensors of b x s x h in the parameters' dtype come on top. Expect +-30%:
 autocast keeps LayerNorm outputs in fp32, kernels keep extra buffers (tests/test_plan_noise.py measures it on

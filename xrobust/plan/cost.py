@@ -8,7 +8,7 @@ trained ones among them; one forward is 2 N, a backward 2 N to the inputs plus 2
     train = 2 N (forward + input_backward) + backward (2 N + 2 T_m)   [+ 2 N per backward under checkpointing]
     eval  = 2 N eval_forward, over every validation run on the English dev set and every test set once
 
-with the passes per micro-batch the noise method declares (`NoiseMethod.step_passes`, xrobust/noise/cost.py).
+with the passes per micro-batch the noise method declares (`NoiseMethod.step_passes`, xrobust/noise/step_cost.py).
 The text-to-text head (model.head=seq2seq) replaces N x tokens by its encoder's and decoder's parameter-tokens
 per item: every candidate string through the decoder and the vocabulary-sized LM head (xrobust/plan/seq2seq.py).
 Attention-score FLOPs (4 s h per layer and token in the forward) are left out: under 3% at s <= 128 for h >= 384.

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from xrobust.errors import XrobustError
 from xrobust.lightning.rank_zero_loading import loads_on_rank_zero
-from xrobust.noise.cost import StepMemory, StepPasses
+from xrobust.noise.step_cost import StepMemory, StepPasses
 from xrobust.plan.gpus import gpu_of
 from xrobust.plan.seq2seq import SEQ2SEQ, decoder_shape
 
