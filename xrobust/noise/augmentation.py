@@ -30,8 +30,8 @@ from torch import nn
 from xrobust.errors import XrobustError
 from xrobust.noise import perturb
 from xrobust.noise.base import NoiseMethod, require
-from xrobust.noise.step_cost import StepMemory
 from xrobust.noise.neighbours import cached_embedding_neighbours, load_neighbour_file, training_words
+from xrobust.noise.step_cost import StepMemory
 from xrobust.noise.synonyms import synonym_file
 
 log = logging.getLogger("xrobust")

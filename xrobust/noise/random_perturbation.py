@@ -18,8 +18,8 @@ from torch import nn
 
 from xrobust.noise import perturb
 from xrobust.noise.base import require
-from xrobust.noise.step_cost import StepMemory, StepPasses
 from xrobust.noise.embeddings import EmbeddingNoise, device_generator, split_embeddings
+from xrobust.noise.step_cost import StepMemory, StepPasses
 
 
 @dataclasses.dataclass(kw_only=True, eq=False)
