@@ -5,7 +5,7 @@ the encoder alone (`MT5EncoderModel`) feeds a mean-pooled linear head, so the de
 are never loaded. The module quacks like a transformers sequence classifier for everything this project calls:
 `model(input_ids=..., attention_mask=..., inputs_embeds=..., labels=...)` returns an object with `.loss` and
 `.logits`, `base_model` is the body without the head, and `get_input_embeddings()` /
-`gradient_checkpointing_enable()` delegate to the encoder. Which family loads this way: models/families.py.
+`gradient_checkpointing_enable()` delegate to the encoder. Which model_type loads this way: models/model_types.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Turn a model config into a loadable folder or hub id, and a folder or hub id into a classifier.
 
 - `resolve_pretrained`: the path or hub id to load, building the embedded encoder when it is missing.
-- `load_classifier`: the model of a task kind (xrobust/kinds/) for any supported family (models/families.py:
+- `load_classifier`: the model of a task kind (xrobust/kinds/) for any supported model_type (models/model_types.py:
   encoders through the kind's Auto class, T5-family encoder-decoders through their encoder + the kind's head),
   or with `head="seq2seq"` any encoder-decoder loaded whole as a rank classifier (models/seq2seq.py), with LoRA
   applied when `finetune.method` is `lora`. With `weights=False` it builds the architecture alone
@@ -23,8 +23,8 @@ from torch import nn
 from xrobust.errors import XrobustError
 from xrobust.kinds import get_kind
 from xrobust.kinds.base import CLASSIFIER, SEQ2SEQ
-from xrobust.models.families import family_of
 from xrobust.models.hub import hub_errors
+from xrobust.models.model_types import model_type_record
 
 # Relative `model.architecture` paths are looked up from the working directory, then from the project root.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -77,9 +77,9 @@ def load_config(pretrained: str | Path | None = None, *, architecture: str | Pat
 
 
 def uses_encoder_head(config) -> bool:
-    """Whether the config's family is loaded as its encoder alone under a task head (mT5, mT0)."""
-    family = family_of(config.model_type)
-    return family is not None and family.encoder_only
+    """Whether the config's model_type is loaded as its encoder alone under a task head (mT5, mT0)."""
+    record = model_type_record(config.model_type)
+    return record is not None and record.encoder_only
 
 
 def plain(value: Any) -> Any:
@@ -110,7 +110,7 @@ def load_classifier(
 ) -> nn.Module:
     """The model of `task_kind` (a module of xrobust/kinds/) with `num_labels` outputs, LoRA-wrapped when
     `finetune.method == "lora"`: the kind's Auto class (e.g. AutoModelForSequenceClassification), or its head
-    over the encoder for encoder-only families (models/families.py).
+    over the encoder for encoder-only model_types (models/model_types.py).
 
     weights=True loads `pretrained` (hub id or folder) with its own config.json; `architecture`, when given, is
     then only checked against it (same model_type and size). weights=False builds `architecture` (or
@@ -149,12 +149,12 @@ def load_classifier(
             config = load_config(pretrained, trust_remote_code=trust_remote_code)
             if architecture is not None:
                 _check_architecture(config, load_config(architecture=architecture), architecture, pretrained)
-            family = family_of(config.model_type)
+            record = model_type_record(config.model_type)
             if head == SEQ2SEQ:
                 check_seq2seq(config, pretrained)
                 model = RankClassifier(AutoModelForSeq2SeqLM.from_pretrained(str(pretrained), **load_kwargs))
-            elif family is not None and family.encoder_only:
-                encoder = family.encoder_model().from_pretrained(str(pretrained), **load_kwargs)
+            elif record is not None and record.encoder_only:
+                encoder = record.encoder_model().from_pretrained(str(pretrained), **load_kwargs)
                 model = kind.encoder_head(encoder, labels)
             else:
                 model = kind.auto_model().from_pretrained(str(pretrained), **labels, **load_kwargs)
@@ -162,13 +162,13 @@ def load_classifier(
         field = "model.pretrained" if architecture is None else "model.architecture"
         with hub_errors(pretrained if architecture is None else architecture, field):
             config = load_config(pretrained, architecture=architecture, trust_remote_code=trust_remote_code, **labels)
-        family = family_of(config.model_type)
+        record = model_type_record(config.model_type)
         if head == SEQ2SEQ:
             check_seq2seq(config, pretrained if architecture is None else architecture)
             lm = AutoModelForSeq2SeqLM.from_config(config, trust_remote_code=trust_remote_code, **build_kwargs)
             model = RankClassifier(lm)
-        elif family is not None and family.encoder_only:
-            model = kind.encoder_head(family.encoder_model()._from_config(config, **build_kwargs), labels)
+        elif record is not None and record.encoder_only:
+            model = kind.encoder_head(record.encoder_model()._from_config(config, **build_kwargs), labels)
         else:
             model = kind.auto_model().from_config(config, trust_remote_code=trust_remote_code, **build_kwargs)
     return apply_finetune(model, finetune, config.model_type)
@@ -278,17 +278,18 @@ def apply_finetune(model: nn.Module, finetune: Mapping[str, Any] | None, model_t
 
 
 def lora_targets(configured: Any, model_type: str) -> Any:
-    """finetune.target_modules: a list as given, a mapping's entry for model_type, else the family's default."""
+    """finetune.target_modules: a list as given, a mapping's entry for model_type, else the model_type's default."""
     targets = configured.get(model_type) if isinstance(configured, Mapping) else configured
     if targets is not None:
         return targets
-    family = family_of(model_type)
-    if family is None:
+    record = model_type_record(model_type)
+    if record is None:
         raise XrobustError(
-            f"finetune.target_modules has no entry for model_type {model_type!r}, nor has xrobust/models/families.py; "
-            "set one, e.g. finetune.target_modules=[query,value], or add the family there"
+            f"finetune.target_modules has no entry for model_type {model_type!r}, nor has "
+            "xrobust/models/model_types.py; set one, e.g. finetune.target_modules=[query,value], or add the "
+            "model_type there"
         )
-    return family.lora_targets
+    return record.lora_targets
 
 
 def count_non_embedding_parameters(model: nn.Module) -> int:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xrobust.errors import XrobustError
-from xrobust.models.families import family_of
+from xrobust.models.model_types import model_type_record
 from xrobust.plan.seq2seq import SEQ2SEQ
 from xrobust.plan.setup import Setup
 
@@ -45,7 +45,7 @@ class Inventory:
     decoder_layer_trainable: int = 0
     cross_kv_params: int = 0
     output_projection: int = 0
-    # From xrobust/models/families.py: DeBERTa's two extra score-sized maps (never a fused kernel); the T5
+    # From xrobust/models/model_types.py: DeBERTa's two extra score-sized maps (never a fused kernel); the T5
     # family's relative position bias, built once and shared by every layer.
     disentangled_attention: bool = False
     relative_position_bias: bool = False
@@ -146,7 +146,7 @@ def _cached_inventory(
             lora_ranks += lora_a["default"].out_features
             lora_dropout = float(getattr(module.lora_dropout["default"], "p", 0.0))
     model_type = config.model_type
-    family = family_of(model_type)
+    record = model_type_record(model_type)
     ffn = getattr(config, "intermediate_size", None) or getattr(config, "d_ff", None)
     dropout = getattr(config, "hidden_dropout_prob", None)
     if dropout is None:
@@ -182,8 +182,8 @@ def _cached_inventory(
         lora_ranks=lora_ranks,
         lora_dropout=lora_dropout,
         encoder_only_of=model_type if uses_encoder_head(config) and head != SEQ2SEQ else None,
-        disentangled_attention=bool(family and family.disentangled_attention),
-        relative_position_bias=bool(family and family.relative_position_bias),
+        disentangled_attention=bool(record and record.disentangled_attention),
+        relative_position_bias=bool(record and record.relative_position_bias),
         decoder_layers=len(decoder),
         decoder_layer_params=sum(p.numel() for p in decoder[0].parameters()) if decoder else 0,
         decoder_layer_trainable=sum(p.numel() for p in decoder[0].parameters() if p.requires_grad) if decoder else 0,

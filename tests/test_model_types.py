@@ -1,4 +1,4 @@
-"""Model families (xrobust/models/families.py): one record per model_type, checked against the shipped
+"""Model types (xrobust/models/model_types.py): one record per model_type, checked against the shipped
 architectures on the meta device (no weights), and the non-embedding parameter count that compares model sizes."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from xrobust.errors import XrobustError
-from xrobust.models.families import FAMILIES, family_of
 from xrobust.models.loading import count_non_embedding_parameters, load_classifier, load_config, lora_targets
+from xrobust.models.model_types import MODEL_TYPES, model_type_record
 
-# One shipped architecture per family that has one (bert: the embedded me5 models, below).
+# One shipped architecture per model_type that has one (bert: the embedded me5 models, below).
 ARCHITECTURES = ["xlmr-base.json", "xlmr-xl.json", "mdeberta-v3-base.json", "mt0-large.json"]
 
 
@@ -20,28 +20,28 @@ def skeleton(pretrained=None, **kwargs):
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
-def test_each_family_default_lora_targets_name_layers_of_its_architecture(architecture):
-    family = family_of(load_config(architecture=architecture).model_type)
-    assert family is not None
+def test_each_model_type_default_lora_targets_name_layers_of_its_architecture(architecture):
+    record = model_type_record(load_config(architecture=architecture).model_type)
+    assert record is not None
     model = skeleton(architecture=architecture, finetune={"method": "lora"})
     adapted = [name for name, module in model.named_modules() if hasattr(module, "lora_A")]
-    for target in family.lora_targets:
+    for target in record.lora_targets:
         assert any(name.endswith(target) for name in adapted), target
-    assert type(model.get_base_model()).__name__.startswith("Encoder") == family.encoder_only
+    assert type(model.get_base_model()).__name__.startswith("Encoder") == record.encoder_only
 
 
-def test_lora_targets_come_from_the_config_when_given_else_from_the_family():
-    assert lora_targets(None, "mt5") == FAMILIES["mt5"].lora_targets
-    assert lora_targets({"bert": ["query"]}, "mt5") == FAMILIES["mt5"].lora_targets
+def test_lora_targets_come_from_the_config_when_given_else_from_the_model_type():
+    assert lora_targets(None, "mt5") == MODEL_TYPES["mt5"].lora_targets
+    assert lora_targets({"bert": ["query"]}, "mt5") == MODEL_TYPES["mt5"].lora_targets
     assert lora_targets({"mt5": ["q"]}, "mt5") == ["q"] and lora_targets(["q", "v"], "llama") == ["q", "v"]
-    with pytest.raises(XrobustError, match=r"no entry for model_type 'llama'.*families\.py") as error:
+    with pytest.raises(XrobustError, match=r"no entry for model_type 'llama'.*model_types\.py") as error:
         lora_targets({}, "llama")
     assert "\n" not in str(error.value)
 
 
-def test_encoder_only_families_name_a_transformers_encoder_class():
-    for family in FAMILIES.values():
-        assert not family.encoder_only or family.encoder_model().__name__ == family.encoder_class
+def test_encoder_only_model_types_name_a_transformers_encoder_class():
+    for record in MODEL_TYPES.values():
+        assert not record.encoder_only or record.encoder_model().__name__ == record.encoder_class
 
 
 def test_me5_small_has_about_21m_parameters_besides_its_embedding_matrices(me5_dir):

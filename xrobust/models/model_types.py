@@ -1,5 +1,6 @@
-"""Model families, one record per transformers `model_type`: what the code needs to know about a family beyond its
-config.json. Adding a family is one entry in FAMILIES (plus a model YAML under conf/model/)."""
+"""One record per transformers `model_type` (an architecture): what the code needs to know about it beyond its
+config.json. Adding a model_type is one entry in MODEL_TYPES (plus a model YAML under conf/model/). Not the
+comparison group `model.family` (xlmr, mt0, ...), which the report pairs sizes within."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class ModelFamily:
+class ModelType:
     model_type: str
     # LoRA's default target modules (name suffixes of linear layers): attention q/k/v/output and both FFN
     # projections of every layer; finetune.target_modules overrides them.
@@ -19,7 +20,7 @@ class ModelFamily:
     # model.head=classifier; model.head=seq2seq loads any encoder-decoder whole (models/seq2seq.py).
     encoder_class: str | None = None
     # For the planner's activation memory: DeBERTa's disentangled attention never runs a fused (flash) kernel and
-    # holds two more score-sized position maps per layer; the T5 family holds one relative position bias.
+    # holds two more score-sized position maps per layer; T5 models hold one relative position bias.
     disentangled_attention: bool = False
     relative_position_bias: bool = False
 
@@ -36,21 +37,21 @@ class ModelFamily:
 BERT_LIKE = ("query", "key", "value", "intermediate.dense", "output.dense")  # "output.dense": attention and FFN
 T5_GATED = ("q", "k", "v", "o", "wi_0", "wi_1", "wo")
 
-FAMILIES = MappingProxyType(
+MODEL_TYPES = MappingProxyType(
     {
-        family.model_type: family
-        for family in (
-            ModelFamily("bert", BERT_LIKE),  # the embedded multilingual-e5 encoders (me5-small, me5-small-6l)
-            ModelFamily("xlm-roberta", BERT_LIKE),
-            ModelFamily("xlm-roberta-xl", BERT_LIKE),
-            ModelFamily(
+        record.model_type: record
+        for record in (
+            ModelType("bert", BERT_LIKE),  # the embedded multilingual-e5 encoders (me5-small, me5-small-6l)
+            ModelType("xlm-roberta", BERT_LIKE),
+            ModelType("xlm-roberta-xl", BERT_LIKE),
+            ModelType(
                 "deberta-v2",
                 ("query_proj", "key_proj", "value_proj", "intermediate.dense", "output.dense"),
                 disentangled_attention=True,
             ),
-            ModelFamily("mt5", T5_GATED, encoder_class="MT5EncoderModel", relative_position_bias=True),
-            ModelFamily("umt5", T5_GATED, encoder_class="UMT5EncoderModel", relative_position_bias=True),
-            ModelFamily(
+            ModelType("mt5", T5_GATED, encoder_class="MT5EncoderModel", relative_position_bias=True),
+            ModelType("umt5", T5_GATED, encoder_class="UMT5EncoderModel", relative_position_bias=True),
+            ModelType(
                 "t5", ("q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo"), "T5EncoderModel", relative_position_bias=True
             ),
         )
@@ -58,6 +59,6 @@ FAMILIES = MappingProxyType(
 )
 
 
-def family_of(model_type: str) -> ModelFamily | None:
-    """The family record of a config's model_type; None for one without an entry (loaded as the Auto classes do)."""
-    return FAMILIES.get(model_type)
+def model_type_record(model_type: str) -> ModelType | None:
+    """The record of a config's model_type; None for one without an entry (loaded as the Auto classes do)."""
+    return MODEL_TYPES.get(model_type)
