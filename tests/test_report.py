@@ -17,8 +17,8 @@ from conftest import run_report
 
 from xrobust.report.bootstrap import TARGET_MEAN, paired_bootstrap
 from xrobust.report.collect import collect
-from xrobust.report.compare import NOISE_CHANGE, SIZE, compare
 from xrobust.report.diff_tables import SIZE_DIFF_COLUMNS
+from xrobust.report.pairing import NOISE_CHANGE, SIZE, compare
 from xrobust.report.tables import TIDY_COLUMNS
 
 LANGS = ["en", "de", "fr"]

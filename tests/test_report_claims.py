@@ -14,8 +14,8 @@ from conftest import run_report
 
 from xrobust.lightning.loggers import summary_metrics
 from xrobust.report.collect import collect
-from xrobust.report.contrasts import parallel_check
 from xrobust.report.groups import group_scores
+from xrobust.report.item_contrasts import parallel_check
 from xrobust.run.predictions import predictions_tsv
 
 LANGS = ["en", "de", "fr"]

@@ -13,7 +13,7 @@ import pytest
 from conftest import run_report
 
 from xrobust.report.collect import collect
-from xrobust.report.compare import compare
+from xrobust.report.pairing import compare
 from xrobust.run.predictions import predictions_tsv
 
 LANGS = ["en", "de", "fr"]

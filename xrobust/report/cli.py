@@ -17,8 +17,7 @@ from pathlib import Path
 
 from xrobust.errors import XrobustError
 from xrobust.report.collect import Job, collect
-from xrobust.report.compare import compare
-from xrobust.report.comparison import Options
+from xrobust.report.contrast_estimate import Options
 from xrobust.report.corrections import CORRECTIONS, HOLM
 from xrobust.report.coverage import coverage
 from xrobust.report.diff_tables import SIZE_DIFF_COLUMNS, size_diff_markdown, size_diff_rows
@@ -26,6 +25,7 @@ from xrobust.report.formatting import write_csv
 from xrobust.report.groups import group_markdown, group_scores
 from xrobust.report.identity import MODEL, NOISE
 from xrobust.report.item_rows import ACCURACY, GENERALIZED, PERTURBED
+from xrobust.report.pairing import compare
 from xrobust.report.plots import heatmap, size_diff_plot
 from xrobust.report.readouts import classifier_notes
 from xrobust.report.seeds import common_seeds

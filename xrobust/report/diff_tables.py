@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from xrobust.report.bootstrap import ALL_MEAN, MIN_SEEDS, TARGET_MEAN
-from xrobust.report.comparison import INDEPENDENT, JOINT, MIXED_MEAN, NOISE_CHANGE, SIZE, Comparison
+from xrobust.report.contrast_estimate import INDEPENDENT, JOINT, MIXED_MEAN, NOISE_CHANGE, SIZE, Comparison
 from xrobust.report.corrections import CORRECTION_NAMES
 from xrobust.report.formatting import markdown_table, p_text
 from xrobust.report.identity import MODEL

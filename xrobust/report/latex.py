@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from xrobust.report.collect import Job
-from xrobust.report.comparison import NOISE_CHANGE, Comparison
+from xrobust.report.contrast_estimate import NOISE_CHANGE, Comparison
 from xrobust.report.diff_tables import COLUMN_TITLES, MEASURE_TITLES, legend
 from xrobust.report.identity import MODEL, NOISE
 from xrobust.report.sizes import human_params

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 
 from xrobust.report.bootstrap import ALL_MEAN, TARGET_MEAN  # noqa: E402
 from xrobust.report.collect import Job  # noqa: E402
-from xrobust.report.comparison import SIZE, Comparison  # noqa: E402
+from xrobust.report.contrast_estimate import SIZE, Comparison  # noqa: E402
 from xrobust.report.identity import MODEL, setting_text  # noqa: E402
 from xrobust.report.item_rows import ACCURACY  # noqa: E402
 from xrobust.report.tables import ordered_settings, runs_of  # noqa: E402

@@ -20,9 +20,9 @@ import numpy as np
 
 from xrobust.errors import XrobustError
 from xrobust.report.collect import Job, parse_results
-from xrobust.report.compare import value_key
 from xrobust.report.formatting import markdown_table, pct
 from xrobust.report.identity import MISSING, MODEL, NOISE, setting_text
+from xrobust.report.pairing import value_key
 from xrobust.run.results import RESULTS_FILE
 from xrobust.sweep.rung_record import stopped
 

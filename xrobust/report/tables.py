@@ -11,9 +11,9 @@ from collections import defaultdict
 import numpy as np
 
 from xrobust.report.collect import Job
-from xrobust.report.compare import noise_order, sort_values
 from xrobust.report.formatting import markdown_table, pct
 from xrobust.report.identity import MODEL, NOISE, setting_text
+from xrobust.report.pairing import noise_order, sort_values
 from xrobust.report.readouts import classifiers
 from xrobust.report.sizes import model_sizes
 

@@ -57,7 +57,7 @@ def by_cell(grid: list[Point]) -> dict[str, list[Point]]:
 
 
 def value_key(value: str) -> tuple:
-    """Numbers in numeric order before text (xrobust.report.compare.value_key: the report's tie order)."""
+    """Numbers in numeric order before text (xrobust.report.pairing.value_key: the report's tie order)."""
     try:
         return (0, float(value), value)
     except ValueError:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xrobust.report.bootstrap import ALL_MEAN, MIN_SEEDS, TARGET_MEAN, Estimate, estimate, sign_flip_p
-from xrobust.report.contrasts import Grid, Term
 from xrobust.report.corrections import HOLM, adjust
 from xrobust.report.identity import NOISE
+from xrobust.report.item_contrasts import Grid, Term
 from xrobust.report.item_rows import GENERALIZED
 from xrobust.report.sizes import ModelSize
 

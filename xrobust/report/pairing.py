@@ -1,4 +1,4 @@
-"""Pair the settings of each task along one axis and estimate every contrast (see comparison.py).
+"""Pair the settings of each task along one axis and estimate every contrast (see contrast_estimate.py).
 
 The axis (`--compare`) is `model` (default), `noise` or any key that labels the sweep's jobs (identity.py).
 A row of a table holds one setting of the other keys, e.g. noise=rs_rp with noise.eps=0.5. Along `model`, pairs
@@ -18,9 +18,9 @@ from collections.abc import Sequence
 
 from xrobust.errors import XrobustError
 from xrobust.report.collect import Job
-from xrobust.report.comparison import CONTRAST, NOISE_CHANGE, SIZE, Comparison, Options, estimate_contrast
-from xrobust.report.contrasts import Grid, Setting, Term
+from xrobust.report.contrast_estimate import CONTRAST, NOISE_CHANGE, SIZE, Comparison, Options, estimate_contrast
 from xrobust.report.identity import MODEL, NOISE, setting_text
+from xrobust.report.item_contrasts import Grid, Setting, Term
 from xrobust.report.item_rows import ACCURACY
 from xrobust.report.sizes import default_pairs, model_sizes
 
