@@ -23,6 +23,9 @@ class ModelType:
     # holds two more score-sized position maps per layer; T5 models hold one relative position bias.
     disentangled_attention: bool = False
     relative_position_bias: bool = False
+    # data.packing=true: packed batches give the padded logits (tests/test_packing.py checks each type that declares
+    # it; xrobust/models/packing.py refuses the others).
+    packing: bool = False
 
     @property
     def encoder_only(self) -> bool:
@@ -41,15 +44,17 @@ MODEL_TYPES = MappingProxyType(
     {
         record.model_type: record
         for record in (
-            ModelType("bert", BERT_LIKE),  # the embedded multilingual-e5 encoders (me5-small, me5-small-6l)
-            ModelType("xlm-roberta", BERT_LIKE),
-            ModelType("xlm-roberta-xl", BERT_LIKE),
+            # the embedded multilingual-e5 encoders (me5-small, me5-small-6l)
+            ModelType("bert", BERT_LIKE, packing=True),
+            ModelType("xlm-roberta", BERT_LIKE, packing=True),
+            ModelType("xlm-roberta-xl", BERT_LIKE, packing=True),
             ModelType(
                 "deberta-v2",
                 ("query_proj", "key_proj", "value_proj", "intermediate.dense", "output.dense"),
                 disentangled_attention=True,
+                packing=True,
             ),
-            ModelType("mt5", T5_GATED, encoder_class="MT5EncoderModel", relative_position_bias=True),
+            ModelType("mt5", T5_GATED, encoder_class="MT5EncoderModel", relative_position_bias=True, packing=True),
             ModelType("umt5", T5_GATED, encoder_class="UMT5EncoderModel", relative_position_bias=True),
             ModelType(
                 "t5", ("q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo"), "T5EncoderModel", relative_position_bias=True
