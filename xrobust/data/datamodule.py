@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from xrobust.data.packing import packing_collator
 from xrobust.data.parallel import parallel_mismatch
 from xrobust.data.resumable import ResumableLoader
 from xrobust.data.sampling import EpochShuffleSampler, LengthGroupedSampler, LengthSortedSampler
@@ -58,6 +59,7 @@ class TransferDataModule(pl.LightningDataModule):
         length_group_batches: int = 50,
         sort_eval_by_length: bool = False,
         head: str = CLASSIFIER,
+        packing: bool = False,
     ):
         super().__init__()
         self.task = task
@@ -88,6 +90,8 @@ class TransferDataModule(pl.LightningDataModule):
         # model.head: a classifier's inputs, or the text-to-text head's prompt and candidates (xrobust/kinds/base.py).
         self.head = head
         self.collate = self.kind.collator_for(self.tokenizer, head)
+        if packing:  # several examples a row, no padding between them (xrobust/data/packing.py)
+            self.collate = packing_collator(self.kind, self.tokenizer, head, max_length)
         self.train_rows: datasets.Dataset | None = None
         self.train_set: datasets.Dataset | None = None
         self.val_set: datasets.Dataset | None = None

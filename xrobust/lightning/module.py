@@ -18,6 +18,7 @@ from xrobust.lightning import random_state
 from xrobust.lightning.rank_zero_loading import classifier_loader, host_memory_mib, shard_from_rank_zero
 from xrobust.lightning.sharding import mixed_precision_policy
 from xrobust.models.loading import count_non_embedding_parameters, count_parameters, plain
+from xrobust.models.packing import PackedClassifier, check_packing
 from xrobust.noise.base import NoiseMethod
 from xrobust.noise.embeddings import device_generator, resolve_perturbation, split_embeddings
 from xrobust.noise.perturb import sample_ball, token_mask
@@ -52,6 +53,7 @@ class TransferModule(pl.LightningModule):
         architecture: str | None = None,
         strategy_target: str | None = None,
         head: str = "classifier",
+        packing: bool = False,
     ):
         super().__init__()
         # Plain containers in hparams: a DictConfig there makes the checkpoints fail torch.load(weights_only=True).
@@ -86,6 +88,8 @@ class TransferModule(pl.LightningModule):
         # Counted here, before any strategy wraps the model: FSDP1 flattens and ZeRO-3 empties what it shards.
         self.num_parameters, self.trainable_parameters = count_parameters(self.model)
         self.non_embedding_parameters = count_non_embedding_parameters(self.model)
+        if packing:  # data.packing=true: refused here, naming the model type, where packed logits would differ
+            check_packing(self.model)
         self.noise = noise
         self.test_names = list(test_names)
         # Its radius in embedding units, measured here while the embedding matrix is whole (before any sharding).
@@ -96,12 +100,17 @@ class TransferModule(pl.LightningModule):
         self.perturbed_predictions: dict[str, list[Row]] = {}
         self.test_results: dict[str, dict[str, Any]] = {}
 
+    @property
+    def forward_model(self) -> Any:
+        """The model as the noise methods call it: through the packed forward under data.packing=true."""
+        return PackedClassifier(self.model) if self.hparams.packing else self.model
+
     @staticmethod
     def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v for k, v in batch.items() if k != "id"}
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.noise.training_loss(self.model, self.model_inputs(batch))
+        loss = self.noise.training_loss(self.forward_model, self.model_inputs(batch))
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
         self.log("train/lr", self.lr_schedulers().get_last_lr()[0], batch_size=len(batch["labels"]))
         return loss
@@ -109,7 +118,7 @@ class TransferModule(pl.LightningModule):
     def predict_labels(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = self.model_inputs(batch)
         inputs.pop("labels")
-        return self.noise.predict(self.model, inputs)
+        return self.noise.predict(self.forward_model, inputs)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self.val_accuracy(self.predict_labels(batch), batch["labels"])
@@ -124,7 +133,7 @@ class TransferModule(pl.LightningModule):
         spec, generator = self.test_perturbation, device_generator(seed, embeds.device)
         mask = token_mask(rest["attention_mask"], embeds)
         delta = sample_ball(embeds, mask, spec["eps_absolute"], spec["norm"], generator)
-        return self.model(inputs_embeds=embeds + delta, **rest).logits.argmax(dim=-1)
+        return self.forward_model(inputs_embeds=embeds + delta, **rest).logits.argmax(dim=-1)
 
     def on_test_epoch_start(self) -> None:
         self.test_predictions = {name: [] for name in self.test_names}
