@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import create_config_search_path
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Quote, QuotedString
 from omegaconf import OmegaConf
 
@@ -25,6 +23,7 @@ from xrobust.config.checks import CONF_DIR
 from xrobust.errors import XrobustError
 from xrobust.lightning.checkpoint_io import checkpoint_step, is_torn
 from xrobust.run.results import RESULTS_FILE, completed_results
+from xrobust.sweep.expand import sweep_jobs
 from xrobust.sweep.rung_record import STOPPED, describe, point_overrides, rung_of
 
 FAILED_FILE = "failed.json"
@@ -48,12 +47,9 @@ class JobStatus:
 
 def expected_jobs(sweep_cfg) -> list[list[str]]:
     """Every job's overrides, in launch order: the sweeper's params, then the command line's (which win)."""
-    params = sweep_cfg.hydra.sweeper.get("params") or {}
     given = OmegaConf.to_container(sweep_cfg.hydra.overrides.task, resolve=False)
-    arguments = [f"{k}={v}" for k, v in params.items()] + given
     loader = ConfigLoaderImpl(config_search_path=create_config_search_path(f"file://{CONF_DIR}"))
-    overrides = OverridesParser.create(config_loader=loader).parse_overrides(arguments)
-    return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+    return sweep_jobs(sweep_cfg.hydra.sweeper.get("params"), given, loader)
 
 
 def resume_point(path: Path) -> str:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
@@ -66,12 +65,11 @@ class HalvingSweeper(Sweeper):
 
     def _sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
         from xrobust.sweep import halving
+        from xrobust.sweep.expand import sweep_jobs
 
         assert self.config is not None and self.hydra_context is not None
         halving.check_rule(self.rung_epochs, self.eta)
-        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        overrides = parser.parse_overrides([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
-        jobs = [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+        jobs = sweep_jobs(self.params, arguments, self.hydra_context.config_loader)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
