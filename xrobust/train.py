@@ -25,6 +25,7 @@ from xrobust.lightning.loggers import finish_failed_run, log_summary
 from xrobust.models.loading import resolve_pretrained
 from xrobust.run import folder as run_folder
 from xrobust.run.failures import clear_failure, record_failure
+from xrobust.run.job import Job
 from xrobust.run.results import (
     PREDICTIONS_FILE,
     RESULTS_FILE,
@@ -37,7 +38,7 @@ from xrobust.run.results import (
     write_predictions,
 )
 from xrobust.run.run_result import RunResult
-from xrobust.run.stages import Job, fitted_stage, run_intermediate_stage
+from xrobust.run.stages import fitted_stage, run_intermediate_stage
 
 log = logging.getLogger("xrobust")
 

@@ -19,7 +19,7 @@ from xrobust.run.run_result import RESULTS_FILE, ModelRecord, ModelSelection, Ru
 
 if TYPE_CHECKING:
     from xrobust.data.task import TaskSpec
-    from xrobust.run.stages import Job
+    from xrobust.run.job import Job
 
 PREDICTIONS_FILE = "predictions.tsv"
 # Keys that change where or how visibly a job runs, or what it keeps afterwards, never what it computes. The callbacks

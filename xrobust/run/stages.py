@@ -15,23 +15,20 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
-from pytorch_lightning.loggers import Logger
 
 from xrobust.config.checks import NO_TRAINING, validate
 from xrobust.data.datamodule import TransferDataModule
 from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
 from xrobust.lightning.loggers import finish_run
-from xrobust.lightning.module import TransferModule
 from xrobust.models.export import export_from_ranks
 from xrobust.models.loading import resolve_pretrained
-from xrobust.noise.base import NoiseMethod
+from xrobust.run.job import Job
 from xrobust.run.results import config_hash, early_stopped, stage_record, write_json
 
 log = logging.getLogger("xrobust")
@@ -39,28 +36,6 @@ log = logging.getLogger("xrobust")
 STAGE_FILE = "stage.json"
 REPLACED = ("task", "noise")
 STAGE_ONLY = ("name",)
-
-
-@dataclass
-class Job:
-    """Everything one training stage needs, built from the config, and what fitting it selected."""
-
-    noise: NoiseMethod
-    datamodule: TransferDataModule
-    module: TransferModule
-    trainer: pl.Trainer
-    logger: Logger | bool
-    # The ckpt_path that evaluating the selection passes to the trainer: "best" (the checkpoint with the best
-    # dev-en accuracy), or None when nothing was checkpointed (the weights as trained).
-    selected: str | None = None
-    best_val_acc: float | None = None
-    # Read right after fit: testing the selected checkpoint restores the callbacks' state as of that epoch.
-    early_stopped: bool | None = None
-    train_seconds: float = 0.0
-    # eval.test_last: the test results of the weights after the last epoch (before the selection was loaded).
-    last_epoch_results: dict | None = None
-    # Seconds spent building: "data" (tokenizer and every split read), "data_setup" (the reading alone).
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 def build_job(
