@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from torchmetrics import Metric
     from transformers import PreTrainedTokenizerBase
 
-    from xrobust.data.task import TaskSpec
+    from xrobust.data.task_fields import TaskFields
 
 # model.head: an encoder with a classification head (a fresh one per task), or the whole encoder-decoder trained
 # and scored text-to-text (xrobust/models/seq2seq.py).
@@ -36,12 +36,12 @@ class TaskKind(ABC):
     supports_generalized: ClassVar[bool] = False
 
     @abstractmethod
-    def validate(self, spec: TaskSpec, where: str) -> None:
+    def validate(self, spec: TaskFields, where: str) -> None:
         """Kind-specific checks of a task config (its text fields, choices), raising XrobustError; `where` names
         the task."""
 
     @abstractmethod
-    def encode(self, batch: dict, tokenizer: PreTrainedTokenizerBase, task: TaskSpec, max_length: int) -> dict:
+    def encode(self, batch: dict, tokenizer: PreTrainedTokenizerBase, task: TaskFields, max_length: int) -> dict:
         """A `datasets.map` batch of rows to token ids, `labels` and a `truncated` flag per row."""
 
     @abstractmethod
@@ -54,13 +54,13 @@ class TaskKind(ABC):
 
         `labels` holds num_labels and, when known, id2label and label2id."""
 
-    def candidates(self, batch: dict, task: TaskSpec) -> list[list[str]]:
+    def candidates(self, batch: dict, task: TaskFields) -> list[list[str]]:
         """The strings the text-to-text head ranks for each row of a batch: the labels' strings by default."""
         strings = list(task.label_strings())
         return [strings for _ in batch["label"]]
 
     def encode_text_to_text(
-        self, batch: dict, tokenizer: PreTrainedTokenizerBase, task: TaskSpec, max_length: int
+        self, batch: dict, tokenizer: PreTrainedTokenizerBase, task: TaskFields, max_length: int
     ) -> dict:
         """Each row formatted by the task's template into one input, its candidates tokenized as targets
         (`choice_ids`, each ending in EOS), the label index as `labels`; both sides truncated to max_length."""
