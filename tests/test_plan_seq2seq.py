@@ -19,7 +19,8 @@ from xrobust.plan import inventory, make_plan, seq2seq_parameters, setup_from_co
 from xrobust.plan.cost import job_cost
 from xrobust.plan.data import data_stats
 from xrobust.plan.gpus import gpu_of
-from xrobust.plan.seq2seq import decoder_shape, parameter_tokens
+from xrobust.plan.seq2seq import parameter_tokens
+from xrobust.plan.seq2seq_tokens import decoder_shape
 from xrobust.plan.setup import GIB
 
 HEADS = ("classifier", "seq2seq")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from xrobust.errors import XrobustError
 from xrobust.models.model_types import model_type_record
-from xrobust.plan.seq2seq import SEQ2SEQ
+from xrobust.plan.seq2seq_tokens import SEQ2SEQ
 from xrobust.plan.setup import Setup
 
 

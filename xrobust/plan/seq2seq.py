@@ -22,63 +22,13 @@ logits n t V three times over (16-bit, their fp32 copy, the fp32 log-softmax the
 
 from __future__ import annotations
 
-import functools
-import string
 from typing import TYPE_CHECKING
 
-from omegaconf import DictConfig
-
-from xrobust.errors import XrobustError
+from xrobust.plan.seq2seq_tokens import SEQ2SEQ
 
 if TYPE_CHECKING:
     from xrobust.plan.inventory import Inventory
     from xrobust.plan.setup import Setup
-
-SEQ2SEQ = "seq2seq"
-EOS = 1  # the end-of-sequence token every candidate is scored with
-
-
-def decoder_shape(cfg: DictConfig) -> tuple[int, int, int, float]:
-    """(candidates C, target tokens t, the template's own tokens, a choice's mean tokens) of a seq2seq job:
-    tokenized with the tokenizer the planner measures data with (data.py: the model's own when local, else
-    XLM-R's 250k-piece SentencePiece, the same granularity as mT5's); a multiple-choice item's choices are the
-    candidates, their length `plan.datasets.<task>.choice_tokens` (null or missing: data.max_length, a bound)."""
-    task = cfg.task
-    template = (task.get("templates") or {}).get(task.get("template"))
-    if template is None:
-        raise XrobustError(
-            f"task.template={task.get('template')!r} names no entry of task.templates: model.head=seq2seq needs one"
-        )
-    literal = "".join(text for text, *_ in string.Formatter().parse(str(template.input)))
-    tokenizer = _tokenizer_path(cfg)
-    prompt = _count(tokenizer, (literal,))[0]
-    if task.get("kind") == "multiple_choice":
-        table = (cfg.get("plan") or {}).get("datasets", {}).get(str(task.name)) or {}
-        mean = table.get("choice_tokens")
-        if mean is None:  # not measured: every bound at its largest (the encoder keeps the whole pair)
-            return len(task.choice_fields), int(cfg.data.max_length) + EOS, prompt, 0.0
-        return len(task.choice_fields), round(float(mean)) + EOS, prompt, float(mean)
-    strings = template.get("verbalizer") or task.get("verbalizer") or task.label_names
-    return len(strings), max(_count(tokenizer, tuple(str(s) for s in strings))) + EOS, prompt, 0.0
-
-
-def _tokenizer_path(cfg: DictConfig) -> str:
-    from xrobust.plan.data import tokenizer_for
-
-    return tokenizer_for(cfg.model)[0]
-
-
-def _count(tokenizer: str, texts: tuple[str, ...]) -> list[int]:
-    """Pieces of each text, special tokens left out."""
-    loaded = _tokenizer(tokenizer)
-    return [len(loaded(text, add_special_tokens=False)["input_ids"]) for text in texts]
-
-
-@functools.cache
-def _tokenizer(path: str):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(path)
 
 
 def encoder_tokens(setup: Setup, tokens: float) -> float:

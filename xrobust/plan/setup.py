@@ -14,7 +14,7 @@ from xrobust.errors import XrobustError
 from xrobust.lightning.rank_zero_loading import loads_on_rank_zero
 from xrobust.noise.step_cost import StepMemory, StepPasses
 from xrobust.plan.gpus import gpu_of
-from xrobust.plan.seq2seq import SEQ2SEQ, decoder_shape
+from xrobust.plan.seq2seq_tokens import SEQ2SEQ, decoder_shape
 
 GIB = 2**30
 
