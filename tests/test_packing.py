@@ -132,3 +132,23 @@ def test_rs_rp_perturbs_each_packed_example_and_never_the_padding(tiny_folders):
     assert torch.all(delta[~padding].norm(dim=-1) > 0)
     loss.backward()
     assert model.get_input_embeddings().weight.grad is not None
+
+
+def test_a_multiple_choice_task_refuses_packing_in_one_line(tiny_folders):
+    from xrobust.data.packing import packing_collator
+    from xrobust.kinds import get_kind
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_folders["xlm-roberta"])
+    with pytest.raises(XrobustError, match="data.packing=true: supported for pair tasks"):
+        packing_collator(get_kind("multiple_choice"), tokenizer, "classifier", 48)
+
+
+def test_a_packed_run_trains_and_tests_end_to_end(tmp_path):
+    from conftest import FAST, compose_config
+
+    from xrobust.train import run
+
+    overrides = [*FAST, "data.packing=true", "model=me5-small-6l", "trainer.max_steps=2", "noise=rs_rp"]
+    results = run(compose_config(overrides, output_dir=tmp_path))
+    assert set(results["accuracy"]) == {"en", "de", "fr", "es", "ru", "zh", "ar"}
+    assert all(0.0 <= value <= 1.0 for value in results["accuracy"].values())

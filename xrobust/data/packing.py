@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from xrobust.errors import XrobustError
+
 # Per-token inputs that travel with each example into its row (token_type_ids only where the tokenizer makes them).
 TOKEN_COLUMNS = ("input_ids", "token_type_ids")
 
@@ -72,3 +74,12 @@ class PackingCollator:
             if key in features[0]:
                 batch[key] = torch.as_tensor([int(feature[key]) for feature in features])
         return batch
+
+
+def packing_collator(kind: Any, tokenizer: Any, head: str, max_length: int) -> PackingCollator:
+    """The packing collator for a task kind and model.head; packing is built for one sequence per example."""
+    if kind.name != "pair" or head != "classifier":
+        raise XrobustError(
+            f"data.packing=true: supported for pair tasks with model.head=classifier, not {kind.name} with {head}"
+        )
+    return PackingCollator(tokenizer, max_length)

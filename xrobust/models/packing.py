@@ -52,6 +52,8 @@ class PackedClassifier:
         self.model = model
 
     def __getattr__(self, name: str) -> Any:
+        if name == "model":  # not set yet (e.g. while unpickling): no recursion through __getattr__
+            raise AttributeError(name)
         return getattr(self.model, name)
 
     def __call__(self, **inputs: Any) -> SequenceClassifierOutput:
