@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from xrobust.noise import perturb
 from xrobust.noise.adversarial import AdversarialTraining
 from xrobust.noise.augmentation import DataAugmentation
-from xrobust.noise.embeddings import median_embedding_norm
+from xrobust.noise.perturbation import median_embedding_norm
 from xrobust.noise.random_perturbation import RandomPerturbation
 from xrobust.train import run
 

@@ -26,7 +26,9 @@ from xrobust.noise.augmentation import DataAugmentation, SynonymTransform
 from xrobust.noise.embeddings import split_embeddings
 from xrobust.noise.neighbours import embedding_neighbours, whole_word_pieces
 from xrobust.noise.none import NoNoise
+from xrobust.noise.perturbation import EmbeddingScale
 from xrobust.noise.random_perturbation import RandomPerturbation
+from xrobust.run.stages import build_job
 from xrobust.train import run
 
 COUNTERFITTED = SHARED_DATA / "synonyms" / "counterfitted_neighbors.json"
@@ -581,6 +583,25 @@ def test_generalized_and_perturbed_read_outs_end_to_end(tmp_path):
     assert general["excluded_items"] == {}
     assert set(results["perturbed_accuracy"]) == set(results["accuracy"])
     assert all(0 <= acc <= 1 for acc in results["perturbed_accuracy"].values())
+
+
+def test_the_read_out_and_the_training_noise_share_one_measurement(tmp_path, monkeypatch):
+    """build_job measures the embedding matrix once: the module for its perturbed read-out, the noise method's
+    setup taking that scale rather than measuring again."""
+    measured = []
+    measure = EmbeddingScale.measure.__func__
+
+    def counted(cls, model):
+        measured.append(model)
+        return measure(cls, model)
+
+    monkeypatch.setattr(EmbeddingScale, "measure", classmethod(counted))
+    job = build_job(compose_config([*E2E, "noise=rs_rp", "eval.perturbed=true"], output_dir=tmp_path))
+    assert len(measured) == 1
+    assert job.noise.perturbation.scale is job.module.embedding_scale is job.module.readout_perturbation.scale
+    recorded = job.module.test_perturbation
+    assert recorded["median_embedding_norm"] == job.noise.params()["median_embedding_norm"]
+    assert recorded["eps_absolute"] == job.module.readout_perturbation.radius("eps")
 
 
 def paws_like_datamodule(me5_dir, folder, labels_de, labels_rest=(1, 0, 1, 0)) -> TransferDataModule:

@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 
 from xrobust.noise import perturb
 from xrobust.noise.adversarial import AdversarialTraining
-from xrobust.noise.embeddings import median_embedding_norm, resolve_perturbation
+from xrobust.noise.perturbation import EmbeddingScale, Perturbation, median_embedding_norm
 from xrobust.noise.random_perturbation import RandomPerturbation
 
 WIDTHS = (384, 1024, 4096)
@@ -72,12 +72,17 @@ def adv_delta(model, norm: str) -> torch.Tensor:
     return delta
 
 
+def read_out(spec: dict, model) -> Perturbation:
+    """The perturbed read-out's perturbation (eval.perturbation), on the model's measured scale."""
+    return Perturbation.readout(spec, EmbeddingScale.measure(model))
+
+
 def eval_read_out(model, norm: str) -> torch.Tensor:
     """What eval.perturbation draws: a uniform sample from each token's ball of the resolved absolute radius."""
-    spec = resolve_perturbation({"norm": norm, "eps_scale": "relative", "eps": 0.5, "seed": 1}, model)
+    perturbation = read_out({"norm": norm, "eps_scale": "relative", "eps": 0.5, "seed": 1}, model)
     embeds, positions = embeddings_of(model)
     mask = perturb.token_mask(positions, embeds)
-    return perturb.sample_ball(embeds, mask, spec["eps_absolute"], norm, torch.Generator().manual_seed(2))
+    return perturbation.sample(embeds, mask, torch.Generator().manual_seed(2))
 
 
 CASES = {
@@ -112,7 +117,8 @@ def test_per_coordinate_radii_are_recorded_in_both_scales(models):
     params, unit = method.params(), median_embedding_norm(model) / math.sqrt(1024)
     assert params["embedding_dim"] == 1024
     assert params["sigma_absolute"] == pytest.approx(0.5 * unit) and params["eps_absolute"] == pytest.approx(0.4 * unit)
-    spec = resolve_perturbation({"norm": "linf", "eps_scale": "absolute", "eps": 0.2}, model)
+    asked = {"norm": "linf", "eps_scale": "absolute", "eps": 0.2}
+    spec = read_out(asked, model).record(asked)
     assert spec["eps_relative"] == pytest.approx(0.2 / unit) and spec["embedding_dim"] == 1024
 
 
@@ -142,3 +148,34 @@ def test_what_a_method_measures_is_never_part_of_a_jobs_identity(models):
         fields = {f.name for f in dataclasses.fields(method)}
         measured = [key for key in method.params() if key not in fields]
         assert "embedding_dim" in measured and all(derived(key) for key in measured), measured
+
+
+def test_a_scale_handed_to_setup_is_not_measured_again(models, monkeypatch):
+    """The module measures the model once for its perturbed read-out and build_job hands that scale to the noise
+    method: setup takes it as it is, and the training radii and the read-out's come from the same numbers."""
+    model = models[1024]
+    scale = EmbeddingScale.measure(model)
+    readout = read_out({"norm": "l2", "eps": 0.5, "seed": 1}, model)
+
+    def measured_again(cls, model):
+        raise AssertionError("the embedding matrix was measured a second time")
+
+    monkeypatch.setattr(EmbeddingScale, "measure", classmethod(measured_again))
+    method = RandomPerturbation(name="rs_rp", eps=0.5, seed=1)
+    method.setup(model, None, scale=scale)
+    assert method.params()["median_embedding_norm"] == scale.median_norm and method.params()["embedding_dim"] == 1024
+    assert method.radius("eps") == readout.radius("eps") == 0.5 * scale.median_norm
+
+
+def test_each_test_batch_draws_from_its_own_seed(models):
+    """The read-out's generator depends on the seed, the test set and the batch only (so a perturbed prediction
+    does not depend on what ran before it), with the arithmetic results so far were drawn with."""
+    readout = read_out({"norm": "l2", "eps": 0.5, "seed": 3}, models[384])
+    generator = readout.test_batch_generator(torch.device("cpu"), 2, 5)
+    assert generator.initial_seed() == 3 * 1_000_003 + 2 * 10_007 + 5
+    embeds, positions = embeddings_of(models[384])
+    mask = perturb.token_mask(positions, embeds)
+    again = readout.sample(embeds, mask, readout.test_batch_generator(torch.device("cpu"), 2, 5))
+    assert torch.equal(readout.sample(embeds, mask, generator), again)
+    other = readout.sample(embeds, mask, readout.test_batch_generator(torch.device("cpu"), 2, 6))
+    assert not torch.equal(again, other)

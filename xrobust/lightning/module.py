@@ -20,8 +20,9 @@ from xrobust.lightning.sharding import mixed_precision_policy
 from xrobust.models.loading import count_non_embedding_parameters, count_parameters, plain
 from xrobust.models.packing import PackedClassifier, check_packing
 from xrobust.noise.base import NoiseMethod
-from xrobust.noise.embeddings import device_generator, resolve_perturbation, split_embeddings
-from xrobust.noise.perturb import sample_ball, token_mask
+from xrobust.noise.embeddings import split_embeddings
+from xrobust.noise.perturb import token_mask
+from xrobust.noise.perturbation import EmbeddingScale, Perturbation
 from xrobust.run.predictions import Row, accuracy, gather_from_ranks, unique_by_id
 
 log = logging.getLogger("xrobust")
@@ -92,8 +93,14 @@ class TransferModule(pl.LightningModule):
             check_packing(self.model)
         self.noise = noise
         self.test_names = list(test_names)
-        # Its radius in embedding units, measured here while the embedding matrix is whole (before any sharding).
-        self.test_perturbation = resolve_perturbation(dict(test_perturbation), self.model) if perturbed_eval else None
+        # The perturbed read-out: its radius in embedding units, measured here while the embedding matrix is whole
+        # (before any sharding); test_perturbation is what results.json records of it.
+        self.readout_perturbation: Perturbation | None = None
+        self.test_perturbation: dict[str, Any] | None = None
+        if perturbed_eval:
+            scale = EmbeddingScale.measure(self.model)
+            self.readout_perturbation = Perturbation.readout(test_perturbation, scale)
+            self.test_perturbation = self.readout_perturbation.record(test_perturbation)
         self.val_accuracy = get_kind(task_kind).metric(num_labels)
         # Per test set, one row per item (after testing: from every rank, each item once); results come from these.
         self.test_predictions: dict[str, list[Row]] = {}
@@ -124,15 +131,23 @@ class TransferModule(pl.LightningModule):
         self.val_accuracy(self.predict_labels(batch), batch["labels"])
         self.log("val/acc", self.val_accuracy, prog_bar=True, batch_size=len(batch["labels"]))
 
-    def predict_perturbed_labels(self, batch: dict[str, torch.Tensor], seed: int) -> torch.Tensor:
+    @property
+    def embedding_scale(self) -> EmbeddingScale | None:
+        """The embedding scale measured for the perturbed read-out (None without one): build_job hands it to the
+        noise method's setup, so the model is measured once."""
+        return None if self.readout_perturbation is None else self.readout_perturbation.scale
+
+    def predict_perturbed_labels(
+        self, batch: dict[str, torch.Tensor], dataloader_idx: int, batch_idx: int
+    ) -> torch.Tensor:
         """Clean-classifier predictions with each real token's input embedding moved within its ball (of radius
-        eps_absolute: eval.perturbation.eps in the scale it names)."""
+        eps_absolute: eval.perturbation.eps in the scale it names), drawn from this test batch's generator."""
         inputs = self.model_inputs(batch)
         inputs.pop("labels")
         embeds, rest = split_embeddings(self.model, inputs)
-        spec, generator = self.test_perturbation, device_generator(seed, embeds.device)
-        mask = token_mask(rest["attention_mask"], embeds)
-        delta = sample_ball(embeds, mask, spec["eps_absolute"], spec["norm"], generator)
+        perturbation = self.readout_perturbation
+        generator = perturbation.test_batch_generator(embeds.device, dataloader_idx, batch_idx)
+        delta = perturbation.sample(embeds, token_mask(rest["attention_mask"], embeds), generator)
         return self.forward_model(inputs_embeds=embeds + delta, **rest).logits.argmax(dim=-1)
 
     def on_test_epoch_start(self) -> None:
@@ -144,8 +159,7 @@ class TransferModule(pl.LightningModule):
         ids, gold = batch["id"].tolist(), batch["labels"].tolist()
         self.test_predictions[name].extend(zip(ids, gold, self.predict_labels(batch).tolist(), strict=True))
         if self.test_perturbation is not None:
-            seed = self.test_perturbation.get("seed", 0) * 1_000_003 + dataloader_idx * 10_007 + batch_idx
-            perturbed = self.predict_perturbed_labels(batch, seed).tolist()
+            perturbed = self.predict_perturbed_labels(batch, dataloader_idx, batch_idx).tolist()
             self.perturbed_predictions[name].extend(zip(ids, gold, perturbed, strict=True))
 
     def on_test_epoch_end(self) -> None:

@@ -52,7 +52,7 @@ class AdversarialTraining(EmbeddingNoise):
         eps = self.radius("eps", model)
         if not self.random_start or eps == 0:
             return torch.zeros_like(embeds)
-        return perturb.sample_ball(embeds, mask, eps, self.norm, self.generators.get(embeds.device))
+        return self.perturbation.sample(embeds, mask, self.perturbation.training_generator(embeds.device))
 
     def step(self, delta: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """One ascent step from delta along grad, projected back into the ball; detached."""

@@ -31,6 +31,7 @@ from xrobust.errors import XrobustError
 from xrobust.noise import perturb
 from xrobust.noise.base import NoiseMethod, require
 from xrobust.noise.neighbours import cached_embedding_neighbours, load_neighbour_file, training_words
+from xrobust.noise.perturbation import EmbeddingScale
 from xrobust.noise.step_cost import StepMemory
 from xrobust.noise.synonyms import synonym_file
 
@@ -122,7 +123,9 @@ class DataAugmentation(NoiseMethod):
         self.cache_file: str | None = None
         self.transform: SynonymTransform | None = None
 
-    def setup(self, model: nn.Module, tokenizer: Any, train_rows: Any = None) -> None:
+    def setup(
+        self, model: nn.Module, tokenizer: Any, train_rows: Any = None, scale: EmbeddingScale | None = None
+    ) -> None:
         spec = self.neighbours
         if spec.source == "file":
             self.word_neighbours = self.file_neighbours()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from xrobust.config import fields as validation
 from xrobust.noise.step_cost import StepMemory, StepPasses
+
+if TYPE_CHECKING:
+    from xrobust.noise.perturbation import EmbeddingScale
 
 # `invalid noise config: noise.eps=-1.0 (must be >= 0)`: noise fields are named relative to the group.
 require = functools.partial(validation.require, group="noise")
@@ -24,8 +27,9 @@ class NoiseMethod:
     - `training_loss(model, batch)`: the loss the optimizer minimises for one batch.
     - `predict(model, inputs)`: predicted labels for an evaluation batch (inputs without labels).
     - `text_transform()`: a function that rewrites raw training text each time an example is drawn, or None.
-    - `setup(model, tokenizer, train_rows)`: one-off preparation that needs the model or the raw training rows
-      (a `datasets.Dataset` with the task's text fields), e.g. embedding neighbours of the training words.
+    - `setup(model, tokenizer, train_rows, scale)`: one-off preparation that needs the model or the raw training rows
+      (a `datasets.Dataset` with the task's text fields), e.g. embedding neighbours of the training words; `scale`
+      is the model's embedding scale when the module measured it already (for its perturbed read-out), or None.
     - `params()`: every hyper-parameter (the dataclass fields), recorded in results.json.
     - `state_dict()` / `load_state_dict(state)`: the method's own random streams, kept in checkpoints (per rank)
       so a resumed run draws the noise an uninterrupted one would.
@@ -41,7 +45,9 @@ class NoiseMethod:
     def __post_init__(self) -> None:
         validation.check_fields(self, group="noise")
 
-    def setup(self, model: nn.Module, tokenizer: Any, train_rows: Any = None) -> None:
+    def setup(
+        self, model: nn.Module, tokenizer: Any, train_rows: Any = None, scale: EmbeddingScale | None = None
+    ) -> None:
         return None
 
     def training_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

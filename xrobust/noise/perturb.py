@@ -60,20 +60,6 @@ def sample_gaussian(
     return noise * sigma * mask
 
 
-def sample_noise(
-    like: torch.Tensor,
-    mask: torch.Tensor,
-    distribution: str,
-    eps: float,
-    norm: str,
-    sigma: float,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    if distribution == "gaussian":
-        return sample_gaussian(like, mask, sigma, generator)
-    return sample_ball(like, mask, eps, norm, generator)
-
-
 def project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
     """Each token's perturbation pulled back into its ball of radius eps."""
     if norm == "linf":

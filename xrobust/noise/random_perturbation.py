@@ -5,7 +5,7 @@ token's embedding `e` becomes `e + delta`, delta drawn uniformly from an L2 or L
 that token (or Gaussian with std sigma), padding untouched. Per-token balls, not one ball per sentence: see
 xrobust/noise/perturb.py. Optionally the test-time classifier is the smoothed one: a majority vote over
 `num_test_samples` noisy copies (used for validation as well, so model selection sees the same classifier).
-eps and sigma are relative to the model's median token-embedding norm by default (`eps_scale`, embeddings.py):
+eps and sigma are relative to the model's median token-embedding norm by default (`eps_scale`, perturbation.py):
 sigma, being per coordinate, to that norm over sqrt(d), so N(0, sigma^2 I) has the same L2 size at every width.
 """
 
@@ -18,7 +18,7 @@ from torch import nn
 
 from xrobust.noise import perturb
 from xrobust.noise.base import require
-from xrobust.noise.embeddings import EmbeddingNoise, device_generator, split_embeddings
+from xrobust.noise.embeddings import EmbeddingNoise, split_embeddings
 from xrobust.noise.step_cost import StepMemory, StepPasses
 
 
@@ -44,9 +44,7 @@ class RandomPerturbation(EmbeddingNoise):
 
     def noise(self, embeds: torch.Tensor, positions: torch.Tensor, generator=None, model=None) -> torch.Tensor:
         """One draw of the configured noise for a batch of embeddings, on `positions` only (zero on padding)."""
-        mask = perturb.token_mask(positions, embeds)
-        eps, sigma = self.radius("eps", model), self.radius("sigma", model)
-        return perturb.sample_noise(embeds, mask, self.distribution, eps, self.norm, sigma, generator=generator)
+        return self.perturbation.sample(embeds, perturb.token_mask(positions, embeds), generator, model)
 
     def training_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         embeds, rest = split_embeddings(model, batch)
@@ -55,7 +53,7 @@ class RandomPerturbation(EmbeddingNoise):
             embeds = embeds.repeat_interleave(self.num_samples, dim=0)
             rest = perturb.repeat_batch(rest, self.num_samples)
             positions = positions.repeat_interleave(self.num_samples, dim=0)
-        delta = self.noise(embeds.detach(), positions, self.generators.get(embeds.device), model)
+        delta = self.noise(embeds.detach(), positions, self.perturbation.training_generator(embeds.device), model)
         return model(inputs_embeds=embeds + delta, **rest).loss
 
     def predict(self, model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -63,7 +61,7 @@ class RandomPerturbation(EmbeddingNoise):
             return super().predict(model, inputs)
         embeds, rest = split_embeddings(model, inputs)
         # Re-seeded per batch: a prediction depends only on the model and the batch, not on what ran before.
-        generator = device_generator(self.seed + 1, embeds.device)
+        generator = self.perturbation.prediction_generator(embeds.device)
         positions = self.positions(inputs["input_ids"], rest["attention_mask"])
         votes = probs = None
         for _ in range(self.num_test_samples):

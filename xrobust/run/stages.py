@@ -75,7 +75,7 @@ def build_job(
         noise=noise,
         task_kind=task.kind,
     )
-    noise.setup(module.model, datamodule.tokenizer, datamodule.train_rows)
+    noise.setup(module.model, datamodule.tokenizer, datamodule.train_rows, scale=module.embedding_scale)
     datamodule.train_text_transform = noise.text_transform()
     if callbacks is None:
         callbacks = [instantiate(c) for c in cfg.callbacks.values()]
