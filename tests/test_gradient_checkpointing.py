@@ -21,6 +21,7 @@ def test_every_layer_checkpoints_without_reentrancy(model_type, tmp_path):
         label_names=["a", "b", "c"],
         test_names=[],
         noise=NoNoise(name="none"),
+        task_kind="pair",
         optimizer=partial(torch.optim.AdamW, lr=1e-3),
         scheduler=partial(torch.optim.lr_scheduler.LambdaLR, lr_lambda=lambda step: 1.0),
         gradient_checkpointing=True,

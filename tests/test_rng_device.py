@@ -24,6 +24,7 @@ def module(tmp_path_factory) -> TransferModule:
         label_names=["a", "b", "c"],
         test_names=[],
         noise=NoNoise(name="none"),
+        task_kind="pair",
         optimizer=partial(torch.optim.AdamW, lr=1e-3),
         scheduler=partial(torch.optim.lr_scheduler.LambdaLR, lr_lambda=lambda step: 1.0),
     )

@@ -94,7 +94,7 @@ def write_outputs(cfg: DictConfig, job: Job, result: RunResult, selected: str | 
         if cfg.eval.save_predictions:
             module = job.module
             perturbed = module.perturbed_predictions if module.test_perturbation is not None else None
-            write_predictions(target, module.test_predictions, perturbed)
+            write_predictions(target, module.test_predictions, perturbed, module.kind)
         target = out_dir / RESULTS_FILE
         result.write(target)
     except OSError as err:

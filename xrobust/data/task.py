@@ -55,6 +55,9 @@ class TaskSpec:
     verbalizer: tuple[str, ...] | None = None
     templates: dict[str, Template] = field(default_factory=dict)
     template: str = "mt5"
+    # A Hub task's splits as xrobust-plan plans them: examples and mean tokens (e.g. conf/task/xnli.yaml; checked
+    # by xrobust/plan/data.py). Training never reads them.
+    sizes: dict[str, Any] | None = None
 
     @classmethod
     def from_config(cls, cfg: Any) -> TaskSpec:
@@ -119,6 +122,7 @@ class TaskSpec:
             verbalizer=tuple(str(v) for v in verbalizer) if verbalizer is not None else None,
             templates=parse_templates(raw.get("templates"), where),
             template=str(raw.get("template") or "mt5"),
+            sizes=dict(raw["sizes"]) if raw.get("sizes") else None,
         )
         kind.validate(spec, where)
         # The text-to-text head's keys, once the kind has checked the fields they name.

@@ -1,5 +1,6 @@
 """What a task kind decides: how rows become model inputs, how they are batched, which model and head score them,
-and which metric selects the model. One subclass per kind, in its own module of this package.
+which metric selects the model, which metrics its test sets report and what predictions.tsv holds per item, and
+what the planner needs of it (sequences per example). One subclass per kind, in its own module of this package.
 
 Under the text-to-text head (`model.head=seq2seq`) every kind encodes alike: the task's prompt template makes
 one input string per row, and the strings to rank (`candidates`: the labels' verbalizer, or a multiple-choice
@@ -12,7 +13,7 @@ from itertools import accumulate, pairwise
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from torch import nn
     from torchmetrics import Metric
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
 # and scored text-to-text (xrobust/models/seq2seq.py).
 CLASSIFIER, SEQ2SEQ = "classifier", "seq2seq"
 HEADS = (CLASSIFIER, SEQ2SEQ)
+# One test item's prediction row of a kind that predicts a label index: its id (each item is counted once by it),
+# the gold label index, the predicted one.
+LABEL_ROW = ("id", "gold", "pred")
+# Metric names as the logger abbreviates them (test/acc/<set>); a metric not here is logged under its own name.
+LOG_NAMES = {"accuracy": "acc"}
 
 
 class TaskKind(ABC):
@@ -34,6 +40,14 @@ class TaskKind(ABC):
     auto_model_class: ClassVar[str]
     # eval.generalized pairs sentence 1 of one language with sentence 2 of another: only meaningful for pairs.
     supports_generalized: ClassVar[bool] = False
+    # What `score` computes from a test set's prediction rows, by name; the first is the headline number
+    # (results.json `accuracy`, which the report tables), the others are written under results.json `metrics`.
+    metrics: ClassVar[tuple[str, ...]] = ("accuracy",)
+    # predictions.tsv's columns of one item, after its test set: the id first, the gold value second, then what
+    # the model predicted (the perturbed read-out adds each of these as `perturbed_<column>`).
+    prediction_columns: ClassVar[tuple[str, ...]] = LABEL_ROW
+    # The text-to-text head ranks each item's own choices (True) or the task's label strings (False).
+    ranks_own_choices: ClassVar[bool] = False
 
     @abstractmethod
     def validate(self, spec: TaskFields, where: str) -> None:
@@ -55,9 +69,25 @@ class TaskKind(ABC):
         `labels` holds num_labels and, when known, id2label and label2id."""
 
     def candidates(self, batch: dict, task: TaskFields) -> list[list[str]]:
-        """The strings the text-to-text head ranks for each row of a batch: the labels' strings by default."""
+        """The strings the text-to-text head ranks for each row of a batch: the labels' strings, or the row's own
+        choices (`ranks_own_choices`)."""
+        if self.ranks_own_choices:
+            return [[batch[field][i] for field in task.choice_fields] for i in range(len(batch["label"]))]
         strings = list(task.label_strings())
         return [strings for _ in batch["label"]]
+
+    def sequences_per_example(self, task: TaskFields) -> int:
+        """Sequences the classifier head reads per example (the planner scales memory and FLOPs by it); the
+        text-to-text head's encoder reads an example once whatever the kind."""
+        return 1
+
+    def prediction_rows(self, ids: Sequence[int], gold: Sequence[Any], predicted: Sequence[Any]) -> list[tuple]:
+        """One row per test item, in `prediction_columns` order."""
+        return list(zip(ids, gold, predicted, strict=True))
+
+    def score(self, rows: Sequence[tuple]) -> dict[str, float]:
+        """Each of `metrics` over one test set's prediction rows (each item once)."""
+        return {"accuracy": accuracy(rows)}
 
     def encode_text_to_text(
         self, batch: dict, tokenizer: PreTrainedTokenizerBase, task: TaskFields, max_length: int
@@ -98,6 +128,16 @@ class TaskKind(ABC):
         from torchmetrics.classification import MulticlassAccuracy
 
         return MulticlassAccuracy(num_classes=num_labels, average="micro")
+
+
+def accuracy(rows: Sequence[tuple]) -> float:
+    """The share of label rows (id, gold, pred) predicted right; 0 for an empty test set."""
+    return sum(gold == predicted for _, gold, predicted in rows) / len(rows) if rows else 0.0
+
+
+def log_name(metric: str) -> str:
+    """The metric's name in logged keys (test/acc/de for accuracy)."""
+    return LOG_NAMES.get(metric, metric)
 
 
 def tokenize_with_lengths(

@@ -16,6 +16,7 @@ from xrobust.kinds.base import TaskKind, tokenize_with_lengths
 class MultipleChoiceKind(TaskKind):
     name = "multiple_choice"
     auto_model_class = "AutoModelForMultipleChoice"
+    ranks_own_choices = True  # the text-to-text head ranks each row's own choices
 
     def validate(self, spec, where: str) -> None:
         choices = spec.choice_fields
@@ -55,9 +56,9 @@ class MultipleChoiceKind(TaskKind):
     def collator(self, tokenizer):
         return ChoiceCollator(tokenizer)
 
-    def candidates(self, batch: dict, task) -> list[list[str]]:
-        """The text-to-text head ranks each row's own choices."""
-        return [[batch[field][i] for field in task.choice_fields] for i in range(len(batch["label"]))]
+    def sequences_per_example(self, task) -> int:
+        """Every choice is one (context, choice) sequence."""
+        return len(task.choice_fields)
 
     def encoder_head(self, encoder, labels: dict[str, Any]):
         from xrobust.models.heads import EncoderClassifier, EncoderMultipleChoice

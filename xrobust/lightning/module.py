@@ -14,6 +14,7 @@ from pytorch_lightning.strategies import FSDPStrategy, ModelParallelStrategy
 from torch.distributed.fsdp import FSDPModule
 
 from xrobust.kinds import get_kind
+from xrobust.kinds.base import log_name
 from xrobust.lightning import random_state
 from xrobust.lightning.rank_zero_loading import classifier_loader, host_memory_mib, shard_from_rank_zero
 from xrobust.lightning.sharding import mixed_precision_policy
@@ -23,7 +24,7 @@ from xrobust.noise.base import NoiseMethod
 from xrobust.noise.embeddings import split_embeddings
 from xrobust.noise.perturb import token_mask
 from xrobust.noise.perturbation import EmbeddingScale, Perturbation
-from xrobust.run.predictions import Row, accuracy, gather_from_ranks, unique_by_id
+from xrobust.run.predictions import Row, gather_from_ranks, scored_test_sets, unique_by_id
 
 log = logging.getLogger("xrobust")
 
@@ -50,7 +51,8 @@ class TransferModule(pl.LightningModule):
         finetune: dict | None = None,
         perturbed_eval: bool = False,
         test_perturbation: dict | None = None,
-        task_kind: str = "pair",
+        *,
+        task_kind: str,
         architecture: str | None = None,
         strategy_target: str | None = None,
         head: str = "classifier",
@@ -101,7 +103,9 @@ class TransferModule(pl.LightningModule):
             scale = EmbeddingScale.measure(self.model)
             self.readout_perturbation = Perturbation.readout(test_perturbation, scale)
             self.test_perturbation = self.readout_perturbation.record(test_perturbation)
-        self.val_accuracy = get_kind(task_kind).metric(num_labels)
+        # The task kind (task.kind): its model-selection metric, its prediction rows and the metrics tested on them.
+        self.kind = get_kind(task_kind)
+        self.val_accuracy = self.kind.metric(num_labels)
         # Per test set, one row per item (after testing: from every rank, each item once); results come from these.
         self.test_predictions: dict[str, list[Row]] = {}
         self.perturbed_predictions: dict[str, list[Row]] = {}
@@ -157,10 +161,10 @@ class TransferModule(pl.LightningModule):
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         name = self.test_names[dataloader_idx]
         ids, gold = batch["id"].tolist(), batch["labels"].tolist()
-        self.test_predictions[name].extend(zip(ids, gold, self.predict_labels(batch).tolist(), strict=True))
+        self.test_predictions[name].extend(self.kind.prediction_rows(ids, gold, self.predict_labels(batch).tolist()))
         if self.test_perturbation is not None:
             perturbed = self.predict_perturbed_labels(batch, dataloader_idx, batch_idx).tolist()
-            self.perturbed_predictions[name].extend(zip(ids, gold, perturbed, strict=True))
+            self.perturbed_predictions[name].extend(self.kind.prediction_rows(ids, gold, perturbed))
 
     def on_test_epoch_end(self) -> None:
         """Gather every rank's rows once and count each item once; every rank ends with the same results."""
@@ -168,17 +172,14 @@ class TransferModule(pl.LightningModule):
         perturbed = self.test_perturbation is not None
         if perturbed:
             self.perturbed_predictions = unique_by_id(gather_from_ranks(self.perturbed_predictions))
-        self.test_results = {}
-        for name in self.test_names:
-            rows = self.test_predictions.get(name, [])
-            result = {"accuracy": accuracy(rows), "n": len(rows)}
-            if perturbed:
-                result["perturbed_accuracy"] = accuracy(self.perturbed_predictions.get(name, []))
-            self.test_results[name] = result
+        noisy = self.perturbed_predictions if perturbed else None
+        self.test_results = scored_test_sets(self.kind, self.test_names, self.test_predictions, noisy)
+        for name, result in self.test_results.items():
             # Identical on every rank (gathered), so the mean over ranks that sync_dist takes changes nothing.
-            self.log(f"test/acc/{name}", result["accuracy"], sync_dist=True)
-            if perturbed:
-                self.log(f"test/perturbed_acc/{name}", result["perturbed_accuracy"], sync_dist=True)
+            for metric in self.kind.metrics:
+                self.log(f"test/{log_name(metric)}/{name}", result[metric], sync_dist=True)
+                if perturbed:
+                    self.log(f"test/perturbed_{log_name(metric)}/{name}", result[f"perturbed_{metric}"], sync_dist=True)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Every rank's dropout and noise streams (gathered: rank 0 alone may write), so resuming matches not stopping.

@@ -36,7 +36,8 @@ def gathered_state_dict(root: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def rebuilt_classifier(hparams: Any, state: dict[str, torch.Tensor]) -> nn.Module:
-    """A skeleton of the module's classifier (its constructor arguments) holding the full weights `state`."""
+    """A skeleton of the module's classifier (its constructor arguments, the task kind and head among them)
+    holding the full weights `state`."""
     labels = list(hparams.label_names)
     with torch.device("meta"):
         skeleton = load_classifier(
@@ -47,19 +48,12 @@ def rebuilt_classifier(hparams: Any, state: dict[str, torch.Tensor]) -> nn.Modul
             attn_implementation=hparams.attn_implementation,
             trust_remote_code=hparams.trust_remote_code,
             finetune=hparams.finetune,
-            task_kind=task_kind_of(hparams),
-            head=hparams.get("head", "classifier"),
+            task_kind=hparams.task_kind,
+            head=hparams.head,
             weights=False,
         )
     skeleton.load_state_dict(state, assign=True)
     return skeleton
-
-
-def task_kind_of(hparams: Any) -> str:
-    """The module's task kind; hparams saved before task kinds had `multiple_choice: bool` instead."""
-    if "task_kind" in hparams:
-        return hparams["task_kind"]
-    return "multiple_choice" if hparams.get("multiple_choice") else "pair"
 
 
 def export_from_ranks(trainer: pl.Trainer, module: pl.LightningModule, tokenizer: Any, folder: Path) -> None:

@@ -1,6 +1,6 @@
 """How much data a job reads: examples and tokens per example of its training, model-selection and test sets.
 
-Hub tasks take the recorded figures of `plan.datasets.<task>` (conf/plan.yaml, each with its source); a job on
+Hub tasks take the recorded figures of their `task.sizes` (conf/task/<name>.yaml, each with its source); a job on
 local files (`data.local_dir`) or the packaged sample is measured instead: the run's own data module loads and
 tokenizes the splits (through the shared tokenization cache) and the run's own samplers batch them, so the
 tokens are the padded ones the model will see.
@@ -17,6 +17,7 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
 
 
@@ -45,19 +46,14 @@ def data_stats(cfg: DictConfig) -> DataStats:
 
 
 def recorded_stats(cfg: DictConfig) -> DataStats:
-    """`plan.datasets.<task>`: sizes of the Hub splits the run reads and mean real tokens per sequence (XLM-R's
-    tokenizer, cut at 128), cut again at data.max_length; training tokens times plan.padding (of the run's
-    batching)."""
-    name = str(cfg.task.name)
-    table = (cfg.get("plan") or {}).get("datasets", {}).get(name)
-    if table is None:
-        raise XrobustError(
-            f"xrobust-plan has no figures for task {name!r}: add plan.datasets.{name} (examples and mean tokens, "
-            "see conf/plan.yaml), or point data.local_dir at its files to measure them"
-        )
-    choices = len(cfg.task.get("choice_fields") or ()) or 1
+    """`task.sizes`: sizes of the Hub splits the run reads and mean real tokens per sequence (XLM-R's tokenizer,
+    cut at 128), cut again at data.max_length, times the task kind's sequences per example; training tokens times
+    plan.padding (of the run's batching)."""
+    task = TaskSpec.from_config(cfg.task)
+    table = recorded_sizes(cfg.task)
+    choices = task.task_kind.sequences_per_example(task)
     cap = int(cfg.data.max_length)
-    tokens = table.tokens
+    tokens = table.get("tokens") or {}
     languages = [str(lang) for lang in cfg.task.languages]
     sizes = table.get("test_sizes") or {}
     test_examples = {lang: int(sizes.get(lang, table.test)) for lang in languages}
@@ -75,14 +71,29 @@ def recorded_stats(cfg: DictConfig) -> DataStats:
                 test_tokens[f"{first}_{second}"] = (test_tokens[first] + test_tokens[second]) / 2
     padding = float(cfg.plan.padding["length_grouped" if cfg.data.group_by_length else "shuffled"])
     return DataStats(
-        source=f"plan.datasets.{name} ({table.source})",
+        source=f"task.sizes of {task.name} ({table.get('source') or 'no source given'})",
         train_examples=int(table.train),
         dev_examples=int(table.dev),
         test_examples=test_examples,
-        train_tokens=per_example(tokens.train) * padding,
-        dev_tokens=per_example(tokens.dev),
+        train_tokens=per_example(tokens.get("train")) * padding,
+        dev_tokens=per_example(tokens.get("dev")),
         test_tokens=test_tokens,
     )
+
+
+def recorded_sizes(task: DictConfig) -> DictConfig:
+    """The task's `sizes` node with its example counts; one XrobustError line naming the task YAML key otherwise."""
+    name, sizes = str(task.name), task.get("sizes")
+    if sizes is None:
+        raise XrobustError(
+            f"xrobust-plan has no figures for task {name!r}: add task.sizes (examples and mean tokens of its splits, "
+            f"as conf/task/xnli.yaml has them) to conf/task/{name}.yaml, or point data.local_dir at its files to "
+            "measure them"
+        )
+    missing = [key for key in ("train", "dev", "test") if sizes.get(key) is None]
+    if missing:
+        raise XrobustError(f"task {name!r}: task.sizes.{missing[0]} is missing (examples in that split)")
+    return sizes
 
 
 def measured_stats(cfg: DictConfig) -> DataStats:
@@ -160,8 +171,6 @@ def tokenizer_for(model: DictConfig) -> tuple[str, str | None]:
 def split_lengths(task_json: str, data_json: str, tokenizer: str) -> dict:
     """Token count of every row of the train, dev and test splits (the longest choice for multiple choice),
     from the run's own data module: loaded and tokenized once per task, data and tokenizer."""
-    from xrobust.data.task import TaskSpec
-
     task = TaskSpec.from_config(json.loads(task_json))
     data = OmegaConf.create(json.loads(data_json))
     module = instantiate(data, _partial_=True)(task=task, tokenizer_path=tokenizer)

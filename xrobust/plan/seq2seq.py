@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from xrobust.kinds import get_kind
 from xrobust.plan.seq2seq_tokens import SEQ2SEQ
 
 if TYPE_CHECKING:
@@ -33,10 +34,11 @@ if TYPE_CHECKING:
 
 def encoder_tokens(setup: Setup, tokens: float) -> float:
     """The encoder's tokens per item from data.py's figure (a pair, or every choice's pair of a multiple-choice
-    item): the template's words added; for multiple choice one pair less its choice, which the decoder reads."""
+    item): the template's words added; for a kind that ranks each item's own choices (multiple choice) one pair
+    less its choice, which the decoder reads."""
     if setup.head != SEQ2SEQ:
         return tokens
-    if setup.task_kind == "multiple_choice":
+    if get_kind(setup.task_kind).ranks_own_choices:
         tokens = tokens / setup.candidates - setup.choice_tokens
     return tokens + setup.prompt_tokens
 

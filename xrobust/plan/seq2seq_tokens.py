@@ -10,6 +10,7 @@ import string
 from omegaconf import DictConfig
 
 from xrobust.errors import XrobustError
+from xrobust.kinds import get_kind
 
 SEQ2SEQ = "seq2seq"
 EOS = 1  # the end-of-sequence token every candidate is scored with
@@ -18,8 +19,9 @@ EOS = 1  # the end-of-sequence token every candidate is scored with
 def decoder_shape(cfg: DictConfig) -> tuple[int, int, int, float]:
     """(candidates C, target tokens t, the template's own tokens, a choice's mean tokens) of a seq2seq job:
     tokenized with the tokenizer the planner measures data with (data.py: the model's own when local, else
-    XLM-R's 250k-piece SentencePiece, the same granularity as mT5's); a multiple-choice item's choices are the
-    candidates, their length `plan.datasets.<task>.choice_tokens` (null or missing: data.max_length, a bound)."""
+    XLM-R's 250k-piece SentencePiece, the same granularity as mT5's); for a kind that ranks each item's own
+    choices (multiple choice) they are the candidates, their length `task.sizes.choice_tokens` (null or missing:
+    data.max_length, a bound)."""
     task = cfg.task
     template = (task.get("templates") or {}).get(task.get("template"))
     if template is None:
@@ -29,9 +31,8 @@ def decoder_shape(cfg: DictConfig) -> tuple[int, int, int, float]:
     literal = "".join(text for text, *_ in string.Formatter().parse(str(template.input)))
     tokenizer = _tokenizer_path(cfg)
     prompt = _count(tokenizer, (literal,))[0]
-    if task.get("kind") == "multiple_choice":
-        table = (cfg.get("plan") or {}).get("datasets", {}).get(str(task.name)) or {}
-        mean = table.get("choice_tokens")
+    if get_kind(str(task.kind)).ranks_own_choices:
+        mean = (task.get("sizes") or {}).get("choice_tokens")
         if mean is None:  # not measured: every bound at its largest (the encoder keeps the whole pair)
             return len(task.choice_fields), int(cfg.data.max_length) + EOS, prompt, 0.0
         return len(task.choice_fields), round(float(mean)) + EOS, prompt, float(mean)

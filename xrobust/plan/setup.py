@@ -10,6 +10,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
 from xrobust.lightning.rank_zero_loading import loads_on_rank_zero
 from xrobust.noise.step_cost import StepMemory, StepPasses
@@ -29,8 +30,9 @@ class Setup:
     attn_implementation: str | None
     trust_remote_code: bool
     num_labels: int
-    task_kind: str  # pair | multiple_choice (xrobust/kinds/): which head, and sequences per example
-    choices: int  # sequences the model reads per example: a multiple-choice item's every choice
+    task_kind: str  # a module of xrobust/kinds/ (task.kind): which head the inventory builds
+    # Sequences the model reads per example (TaskKind.sequences_per_example): a multiple-choice item's every choice.
+    choices: int
     finetune: dict
     freeze_embeddings: bool
     checkpointing: bool
@@ -102,9 +104,8 @@ def setup_from_config(cfg: DictConfig) -> Setup:
     finetune = OmegaConf.to_container(cfg.finetune, resolve=True) if cfg.get("finetune") else {"method": "full"}
     architecture = cfg.model.get("architecture")
     noise, noise_memory, noise_passes = noise_costs(cfg)
-    kind = str(cfg.task.get("kind") or "pair")
+    task = TaskSpec.from_config(cfg.task)
     head = str(cfg.model.get("head") or "classifier")
-    choices = len(cfg.task.get("choice_fields") or ()) if kind == "multiple_choice" else 1
     decoder = decoder_shape(cfg) if head == SEQ2SEQ else (0, 0, 0, 0.0)
     return Setup(
         model_name=str(cfg.model.name),
@@ -113,8 +114,9 @@ def setup_from_config(cfg: DictConfig) -> Setup:
         attn_implementation=cfg.model.get("attn_implementation"),
         trust_remote_code=bool(cfg.model.get("trust_remote_code", False)),
         num_labels=int(num_labels),
-        task_kind=kind,
-        choices=1 if head == SEQ2SEQ else choices,  # the text-to-text encoder reads an item once
+        task_kind=task.kind,
+        # The text-to-text encoder reads an item once.
+        choices=1 if head == SEQ2SEQ else task.task_kind.sequences_per_example(task),
         finetune=finetune,
         freeze_embeddings=bool(cfg.optim.get("freeze_embeddings", False)),
         checkpointing=bool(cfg.model.get("gradient_checkpointing", False)) or fsdp_ckpt,

@@ -19,6 +19,7 @@ from xrobust.run.run_result import RESULTS_FILE, ModelRecord, ModelSelection, Ru
 
 if TYPE_CHECKING:
     from xrobust.data.task import TaskSpec
+    from xrobust.kinds.base import TaskKind
     from xrobust.run.job import Job
 
 PREDICTIONS_FILE = "predictions.tsv"
@@ -30,6 +31,8 @@ NOT_HASHED_TRAINER = ("enable_progress_bar", "enable_model_summary", "default_ro
 OUTPUT_PLACES = ("output_dir", "cache_dir")
 # Facts about the checkpoint (model.pretrained pins it), not about the run: what it was trained on, and from.
 CHECKPOINT_FACTS = (("model", "training_mixture"), ("model", "base_model"))
+# Facts about the task's data that only xrobust-plan reads (task.sizes: its splits' examples and tokens).
+DATA_FACTS = (("task", "sizes"), ("intermediate", "task", "sizes"))
 # What only the text-to-text head reads (model.head=seq2seq): under the classifier head it changes nothing
 # computed, so it is not hashed there, and jobs finished before it existed are still found finished.
 SEQ2SEQ_ONLY = (
@@ -54,7 +57,7 @@ def config_hash(cfg: DictConfig) -> str:
     for key in NOT_HASHED_TRAINER:
         resolved.get("trainer", {}).pop(key, None)
     classifier = (resolved.get("model") or {}).get("head", "classifier") == "classifier"
-    for path in (*CHECKPOINT_FACTS, *(SEQ2SEQ_ONLY if classifier else ())):
+    for path in (*CHECKPOINT_FACTS, *DATA_FACTS, *(SEQ2SEQ_ONLY if classifier else ())):
         _drop(resolved, path)
     meaning = _without_places(resolved, [place.rstrip("/") for place in places])
     return hashlib.sha256(json.dumps(meaning, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -87,13 +90,11 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 def write_predictions(
-    path: Path,
-    predictions: dict[str, list[tuple[int, int, int]]],
-    perturbed: dict[str, list[tuple[int, int, int]]] | None = None,
+    path: Path, predictions: dict[str, list[tuple]], perturbed: dict[str, list[tuple]] | None, kind: TaskKind
 ) -> None:
-    """predictions.tsv (layout: xrobust.run.predictions): one row per test item; with eval.perturbed a fifth column,
-    the prediction on the perturbed input."""
-    atomic_write_text(path, predictions_tsv(predictions, perturbed))
+    """predictions.tsv (layout: xrobust.run.predictions): one row per test item in the task kind's columns; with
+    eval.perturbed its predicted columns again, on the perturbed input."""
+    atomic_write_text(path, predictions_tsv(predictions, perturbed, kind.prediction_columns))
 
 
 def completed_results(run_dir: Path) -> RunResult | None:
@@ -147,11 +148,14 @@ def summarize_accuracy(
 
 
 def generalized_summary(
-    languages: list[str], results: dict[str, dict[str, Any]], excluded: dict[str, int] | None = None
+    languages: list[str],
+    results: dict[str, dict[str, Any]],
+    excluded: dict[str, int] | None = None,
+    metric: str = "accuracy",
 ) -> dict[str, Any]:
-    """The A x B accuracy matrix (sentence 1 in A, sentence 2 in B; the diagonal is the standard setting), and
+    """The A x B matrix of `metric` (sentence 1 in A, sentence 2 in B; the diagonal is the standard setting), and
     per mixed pair the items left out because A and B label them differently."""
-    matrix = {a: {b: results[a if a == b else f"{a}_{b}"]["accuracy"] for b in languages} for a in languages}
+    matrix = {a: {b: results[a if a == b else f"{a}_{b}"][metric] for b in languages} for a in languages}
     cells = [acc for row in matrix.values() for acc in row.values()]
     mixed = [matrix[a][b] for a in languages for b in languages if a != b]
     return {
@@ -217,7 +221,7 @@ def prompt_template(cfg: DictConfig, task: TaskSpec) -> dict[str, Any] | None:
     if cfg.model.get("head") != "seq2seq":
         return None
     template = task.prompt_template()
-    verbalizer = None if task.choice_fields else list(task.label_strings())
+    verbalizer = None if task.task_kind.ranks_own_choices else list(task.label_strings())
     return {"name": template.name, "input": template.input, "verbalizer": verbalizer, "language": template.language}
 
 
@@ -226,8 +230,10 @@ def collect_results(
 ) -> RunResult:
     """results.json of a tested job, from its module's test results and its data module's test sets."""
     module, datamodule, trainer = job.module, job.datamodule, job.trainer
+    kind = task.task_kind
+    headline = kind.metrics[0]  # results.json `accuracy`, which the report tables
     standard = {lang: r for lang, r in module.test_results.items() if lang in task.languages}
-    accuracy = {lang: r["accuracy"] for lang, r in standard.items()}
+    accuracy = {lang: r[headline] for lang, r in standard.items()}
     english, target_mean, gap = summarize_accuracy(accuracy, task.source_language)
     result = RunResult(
         config_hash=digest,
@@ -262,6 +268,7 @@ def collect_results(
             early_stopped=job.early_stopped,
         ),
         accuracy=accuracy,
+        metrics=kind_metrics(kind, standard),
         n_examples={lang: r["n"] for lang, r in standard.items()},
         majority_class_accuracy={
             lang: majority_class_accuracy(datamodule.test_sets[lang].with_format(None)["labels"]) for lang in standard
@@ -280,16 +287,24 @@ def collect_results(
         stages=stages,
     )
     if job.last_epoch_results is not None:
-        last = {lang: job.last_epoch_results[lang]["accuracy"] for lang in standard}
+        last = {lang: job.last_epoch_results[lang][headline] for lang in standard}
         result.last_epoch_accuracy = last
         result.last_epoch_target_mean = summarize_accuracy(last, task.source_language)[1]
     if datamodule.generalized_languages:
         result.generalized = generalized_summary(
-            datamodule.generalized_languages, module.test_results, datamodule.generalized_excluded
+            datamodule.generalized_languages, module.test_results, datamodule.generalized_excluded, headline
         )
     if module.test_perturbation is not None:
-        perturbed = {lang: r["perturbed_accuracy"] for lang, r in standard.items()}
+        perturbed = {lang: r[f"perturbed_{headline}"] for lang, r in standard.items()}
         result.perturbation = dict(module.test_perturbation)
         result.perturbed_accuracy = perturbed
         result.perturbed_target_mean = summarize_accuracy(perturbed, task.source_language)[1]
     return result
+
+
+def kind_metrics(kind: TaskKind, results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]] | None:
+    """results.json `metrics`: each of the kind's metrics per test set, when it scores more than the accuracy that
+    results.json's `accuracy` holds (None: left out of the file)."""
+    if kind.metrics == ("accuracy",):
+        return None
+    return {metric: {name: result[metric] for name, result in results.items()} for metric in kind.metrics}

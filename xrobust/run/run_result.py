@@ -35,6 +35,7 @@ WRITTEN_WITH = {
     "perturbation": "perturbation",
     "perturbed_accuracy": "perturbation",
     "perturbed_target_mean": "perturbation",
+    "metrics": "metrics",
     "tested_weights": "tested_weights",
 }
 
@@ -87,7 +88,10 @@ class RunResult:
     data_provenance: dict[str, Any] | None = None
     resume: dict[str, Any] | None = None
     model_selection: ModelSelection = field(default_factory=ModelSelection)
+    # The headline metric per language: accuracy, or the first of a task kind's `metrics` that has no accuracy.
     accuracy: dict[str, float]
+    # Every metric of a task kind that scores more than accuracy, by name, then per language (TaskKind.metrics).
+    metrics: dict[str, dict[str, float]] | None = None
     n_examples: dict[str, int]
     majority_class_accuracy: dict[str, float | None] = field(default_factory=dict)
     english_accuracy: float | None = None
