@@ -12,6 +12,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
+from xrobust.config.composition import schema_error
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -24,9 +26,16 @@ FAST = ["debug=fast"]
 
 
 def compose_config(overrides: list[str], output_dir: Path | None = None):
-    """Compose conf/train.yaml exactly as the CLI would, with the run folder set to output_dir."""
+    """Compose conf/train.yaml exactly as the CLI would, with the run folder set to output_dir; an override a schema
+    refuses is the XrobustError line the CLI prints."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        try:
+            cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        except Exception as err:
+            line = schema_error(err)
+            if line is None:
+                raise
+            raise line from None
     if output_dir is not None:
         with open_dict(cfg):
             cfg.hydra.runtime.output_dir = str(output_dir)

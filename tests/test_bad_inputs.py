@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, compose_config, run_cli
+from omegaconf import OmegaConf
 from small_runs import overrides, small_sample
 from tiny_models import tiny_checkpoint
 
@@ -38,10 +39,48 @@ BAD_CONFIG = [
 
 @pytest.mark.parametrize(("override", "line"), BAD_CONFIG, ids=[o for o, _ in BAD_CONFIG])
 def test_a_bad_config_value_or_key_is_one_line_naming_it(override, line, tmp_path):
-    cfg = compose_config([override], output_dir=tmp_path)
-    with pytest.raises(XrobustError) as caught:
-        validate(cfg)
+    with pytest.raises(XrobustError) as caught:  # at composition (a typed group's schema) or at start-up
+        validate(compose_config([override], output_dir=tmp_path))
     assert line in str(caught.value) and "\n" not in str(caught.value)
+
+
+# A misspelled and a mistyped key of each group with a schema (xrobust/config/schemas.py): refused as Hydra composes.
+SCHEMA_REFUSALS = [
+    (
+        "task.lable_names=[a,b]",
+        "task.lable_names is not a config key (task has no 'lable_names'; did you mean task.label_names?)",
+    ),
+    ("task.source_tested=maybe", "task.source_tested='maybe' (must be true or false)"),
+    (
+        "data.val_fractoin=0.2",
+        "data.val_fractoin is not a config key (data has no 'val_fractoin'; did you mean data.val_fraction?)",
+    ),
+    ("data.val_fraction=half", "data.val_fraction='half' (must be a finite number in (0, 1))"),
+    (
+        "eval.perturbation.epss=0.5",
+        "eval.perturbation.epss is not a config key (eval.perturbation has no 'epss'; "
+        "did you mean eval.perturbation.eps?)",
+    ),
+    ("eval.save_predictions=[a]", "eval.save_predictions=['a'] (must be true or false)"),
+    (
+        "optim.warmup_ratoi=0.2",
+        "optim.warmup_ratoi is not a config key (optim has no 'warmup_ratoi'; did you mean optim.warmup_ratio?)",
+    ),
+    ("optim.weight_decay=lots", "optim.weight_decay='lots' (must be a finite number >= 0)"),
+]
+
+
+@pytest.mark.parametrize(("override", "line"), SCHEMA_REFUSALS, ids=[o for o, _ in SCHEMA_REFUSALS])
+def test_a_typed_groups_bad_key_fails_at_composition_in_one_line(override, line):
+    with pytest.raises(XrobustError) as caught:
+        compose_config([override])
+    assert str(caught.value) == f"invalid config: {line}"
+
+
+def test_a_task_read_from_a_mapping_is_typed_by_the_same_schema():
+    raw = {**OmegaConf.to_container(compose_config([]).task), "packaged": "maybe"}
+    with pytest.raises(XrobustError, match=r"^task 'sample': invalid config: task\.packaged='maybe' \(must be true"):
+        TaskSpec.from_config(raw)
 
 
 @pytest.mark.parametrize(
@@ -77,7 +116,16 @@ def test_an_unwritable_run_folder_is_refused_at_start_up(tmp_path):
         validate(compose_config([], output_dir=tmp_path / "file" / "run"))
 
 
-@pytest.mark.parametrize("override", ["optim.lr=abc", "+trainer.limit_test_batchs=2", "ckpt_path=/nonexistent.ckpt"])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "optim.lr=abc",
+        "+trainer.limit_test_batchs=2",
+        "ckpt_path=/nonexistent.ckpt",
+        "data.batch_sizee=4",
+        "task.languages=en",
+    ],
+)
 def test_the_cli_prints_one_line_and_exits_2_before_the_model_loads(override, tmp_path):
     proc = run_cli(["logger=csv", "trainer.max_steps=2", f"hydra.run.dir={tmp_path}", override], cwd=ROOT)
     assert proc.returncode == 2, proc.stderr[-2000:]

@@ -12,6 +12,7 @@ from conftest import CONF_DIR, compose_config
 from omegaconf import OmegaConf
 
 from xrobust.config.checks import validate
+from xrobust.config.schemas import TaskConfig
 from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
 from xrobust.run.results import config_hash
@@ -68,19 +69,25 @@ def test_invalid_values_are_refused_naming_the_field(override, field, tmp_path):
         validate(cfg)
 
 
-def test_the_task_base_holds_taskspecs_defaults():
-    """conf/task/base/task.yaml spells TaskSpec's defaults for the configs; the two must not drift apart."""
+def test_the_task_schema_is_the_one_place_of_the_task_defaults():
+    """TaskConfig (xrobust/config/schemas.py) holds the task defaults and TaskSpec takes its fields; the base task
+    config only names the schema, so no default is spelled twice."""
     base = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "task" / "base" / "task.yaml"))
-    defaults = {f.name: f.default for f in dataclasses.fields(TaskSpec) if f.default is not dataclasses.MISSING}
-    defaults |= {f.name: f.default_factory() for f in dataclasses.fields(TaskSpec) if callable(f.default_factory)}
-    given = {key: value for key, value in base.items() if value != "???"}
-    assert set(given) <= set(defaults)
-    assert {key: tuple(v) if isinstance(v, list) else v for key, v in given.items()} == {k: defaults[k] for k in given}
+    assert base == {"defaults": ["task_schema@_here_", "_self_"]}
+    assert [f.name for f in dataclasses.fields(TaskSpec)] == [f.name for f in dataclasses.fields(TaskConfig)]
+    schema = OmegaConf.to_container(OmegaConf.structured(TaskConfig))
+    given = {key: value for key, value in schema.items() if value != "???"}
     # A task file keeps only what differs from them.
     for path in sorted((CONF_DIR / "task").glob("*.yaml")):
         own = OmegaConf.to_container(OmegaConf.load(path))
         assert own.pop("defaults") == ["base/task@_here_", "_self_"], path.name
         assert [key for key, value in own.items() if given.get(key, object()) == value] == [], path.name
+
+
+def test_a_typed_number_composes_as_it_was_given():
+    """A sweep's optim.lr_scale=0.5,1,2 keeps 1 and 2 integers, so the schema changes no job's config hash."""
+    cfg = compose_config(["optim.lr_scale=2", "data.val_fraction=0.2"])
+    assert type(cfg.optim.lr_scale) is int and type(cfg.data.val_fraction) is float
 
 
 @pytest.mark.parametrize("model", options("model"))

@@ -18,6 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from xrobust.config.checks import CONF_DIR, NO_TRAINING
+from xrobust.config.composition import schema_errors
 from xrobust.errors import XrobustError
 from xrobust.lightning.checkpoint_io import CRASH_CHECKPOINT
 from xrobust.run.results import RESULTS_FILE
@@ -153,6 +154,7 @@ def evaluate(cfg: DictConfig) -> float | None:
     return selection_metric(tested, run(tested, weights))
 
 
+@schema_errors
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> float | None:
     return guarded(cfg, lambda: evaluate(cfg))

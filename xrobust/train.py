@@ -19,6 +19,7 @@ from torch.distributed.checkpoint.api import CheckpointException
 
 from xrobust import console
 from xrobust.config.checks import CONF_DIR, validate
+from xrobust.config.composition import schema_errors
 from xrobust.errors import SweepError, XrobustError
 from xrobust.lightning.checkpoint_io import keep_after_success, set_aside_torn
 from xrobust.lightning.loggers import finish_failed_run, log_summary
@@ -125,6 +126,7 @@ def failed_in_sweep(cfg: DictConfig, err: Exception, exit_status: int) -> None:
     print(f"xrobust: error: {line} (job {cfg.paths.output_dir}; the sweep goes on)", file=sys.stderr)
 
 
+@schema_errors
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     return guarded(cfg, lambda: selection_metric(cfg, run(cfg)))

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from xrobust.config.fields import require, typed
 from xrobust.config.keys import check_keys
+from xrobust.config.schemas import check_ranges
 from xrobust.data.task import TaskSpec
 from xrobust.errors import SweepError
 from xrobust.kinds.base import HEADS, SEQ2SEQ
@@ -42,27 +43,11 @@ def _fraction_or_count(value: Any) -> bool:
 
 
 # Checked before anything is resolved or loaded: a wrong type here would otherwise surface as a TypeError from an
-# interpolation, or from Lightning after the model loaded.
+# interpolation, or from Lightning after the model loaded. The typed groups (task, data, eval, optim) are typed at
+# composition and say their ranges in their schemas (xrobust/config/schemas.py).
 FIELDS = (
     Field("seed", int),
     Field("skip_completed", bool),
-    Field("optim.lr", float, "> 0", lambda v: v > 0),
-    Field("optim.lr_scale", float, "> 0", lambda v: v > 0),
-    Field("optim.weight_decay", float, ">= 0", lambda v: v >= 0),
-    Field("optim.warmup_ratio", float, "in [0, 1)", lambda v: 0 <= v < 1),
-    Field("optim.freeze_embeddings", bool),
-    Field("data.val_fraction", float, "in (0, 1)", lambda v: 0 < v < 1),
-    Field("data.batch_size", int, ">= 1", lambda v: v >= 1),
-    Field("data.eval_batch_size", int, ">= 1", lambda v: v >= 1),
-    Field("data.max_length", int, ">= 8", lambda v: v >= 8),
-    Field("data.num_workers", int, ">= 0", lambda v: v >= 0),
-    Field("data.length_group_batches", int, ">= 1", lambda v: v >= 1),
-    Field("data.group_by_length", bool),
-    Field("data.sort_eval_by_length", bool),
-    Field("data.heldout", bool),
-    Field("eval.perturbed", bool),
-    Field("eval.save_predictions", bool),
-    Field("eval.perturbation.eps", float, ">= 0", lambda v: v >= 0),
     Field("trainer.max_epochs", int, ">= -1 (-1: no limit)", lambda v: v >= -1, nullable=True),
     # The epochs of a halving sweep's rung (+callbacks.rung_stop, hydra/sweeper=halving; xrobust/sweep/rung.py).
     Field("callbacks.rung_stop.epochs", int, ">= 1", lambda v: v >= 1, nullable=True),
@@ -97,6 +82,7 @@ def validate(cfg: DictConfig) -> TaskSpec:
         value = OmegaConf.select(cfg, field.key, throw_on_missing=False)
         if not (field.nullable and value is None):
             typed(value, field.key, field.kind, field.rule, field.ok)
+    check_ranges(cfg)
     task = TaskSpec.from_config(cfg.task)
     head = cfg.model.get("head", "classifier")
     require(head in HEADS, "model.head", head, f"must be one of {', '.join(HEADS)}")

@@ -10,6 +10,9 @@ from typing import Any, Literal
 
 from xrobust.errors import XrobustError
 
+# How a field's type reads in an error line: `must be a finite number > 0`.
+KIND_NAMES = {bool: "true or false", int: "an integer", float: "a finite number"}
+
 
 def require(ok: bool, field: str, value: Any, rule: str, group: str | None = None) -> None:
     """`invalid config: optim.lr=0 (must be > 0)`; with a group the field is relative to it:
@@ -28,8 +31,7 @@ def typed(value: Any, field: str, kind: type, rule: str = "", ok: Callable[[Any]
         fits = isinstance(value, int) and not isinstance(value, bool)
     else:
         fits = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    name = {bool: "true or false", int: "an integer", float: "a finite number"}[kind]
-    require(fits and ok(value), field, value, f"must be {name}{' ' + rule if rule else ''}")
+    require(fits and ok(value), field, value, f"must be {KIND_NAMES[kind]}{' ' + rule if rule else ''}")
 
 
 def check_fields(instance: Any, group: str | None = None, prefix: str = "") -> None:

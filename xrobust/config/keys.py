@@ -20,14 +20,14 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
-from xrobust.data.task import TaskSpec
+from xrobust.config.schemas import TaskConfig
 from xrobust.errors import XrobustError
 
 # Mappings whose keys are data, not settings: LoRA targets per model type, prompt templates by name (TaskSpec
 # checks each entry's keys), and Hydra's own config (which Hydra checks itself).
 FREE_FORM = ("finetune.target_modules", "task.templates", "intermediate.task.templates", "hydra")
 # Nodes without a `_target_` that a dataclass reads field by field.
-SCHEMAS: dict[str, type] = {"task": TaskSpec, "intermediate.task": TaskSpec}
+SCHEMAS: dict[str, type] = {"task": TaskConfig, "intermediate.task": TaskConfig}
 # Keys Hydra's instantiate reads itself.
 HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
 

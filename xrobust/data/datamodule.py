@@ -144,8 +144,6 @@ class TransferDataModule(pl.LightningDataModule):
             dev_rows = source.load(self.splits["dev"], english)
             self.selection_source = f"{self.splits['dev']}-{english}"
         else:
-            if not 0.0 < self.val_fraction < 1.0:
-                raise XrobustError(f"data.val_fraction={self.val_fraction} must lie in (0, 1)")
             train_rows, dev_rows = split_by_item(train_rows, self.val_fraction, self.seed)
             self.selection_source = f"{self.val_fraction:.0%} of {self.splits['train']}-{english} (seed {self.seed})"
         test_languages = self.task.languages if self.with_test_sets else ()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from xrobust.config.composition import schema_error
+from xrobust.config.schemas import HUB_DATA_FILES, TaskConfig
 from xrobust.data.templates import Template, check_fields, check_verbalizer, parse_templates
 from xrobust.errors import XrobustError
 from xrobust.kinds import TaskKind, get_kind
@@ -14,123 +20,89 @@ from xrobust.kinds import TaskKind, get_kind
 LOCAL_FORMATS = ("tsv", "jsonl")
 # A Hub dataset id: the Hub refuses ids without a namespace (huggingface_hub raises HfUriError for them).
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
-# The Parquet layout of the Hub's datasets: <config>/<split>-00000-of-00001.parquet (more shards for big splits).
-HUB_DATA_FILES = "{config}/{split}-*.parquet"
+# The fields a task config must give, non-empty.
+REQUIRED = ("name", "kind", "label_names", "languages")
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A task config validated once at start-up, so the data code never second-guesses it."""
+    """A task config validated once at start-up, so the data code never second-guesses it. Its fields are the
+    schema's (TaskConfig, xrobust/config/schemas.py: their meaning and defaults), lists made tuples and the
+    templates parsed."""
 
     name: str
     # A module of xrobust/kinds/ (pair, multiple_choice): `task_kind` is its object.
     kind: str
+    packaged: bool
+    hub_id: str | None
+    hub_config: str | None
+    hub_splits: dict[str, str]
+    revision: str | None
+    hub_data_files: str
+    text_fields: tuple[str, ...]
     label_names: tuple[str, ...]
+    label_aliases: dict[str, str]
+    source_language: str
+    source_tested: bool
     languages: tuple[str, ...]
-    source_language: str = "en"
-    # False when the task has no source-language test set (XCOPA, AmericasNLI): then it is not in `languages`.
-    source_tested: bool = True
-    text_fields: tuple[str, ...] = ("premise", "hypothesis")
-    label_aliases: dict[str, str] = field(default_factory=dict)
-    packaged: bool = False
-    # A Hub dataset id (namespace/name) or a local folder in the same layout (a mirror or a downloaded copy).
-    hub_id: str | None = None
-    hub_config: str | None = None
-    hub_splits: dict[str, str] = field(default_factory=dict)
-    # The Hub commit (or branch, tag) of hub_id to load; None means the newest.
-    revision: str | None = None
-    # Which files of the repo hold one split: only those are downloaded and prepared.
-    hub_data_files: str = HUB_DATA_FILES
-    # English data from another hub dataset ({id, config, splits, revision}), e.g. COPA for XCOPA.
-    source_hub: dict[str, Any] | None = None
-    # Multiple choice: the context is text_fields[0] (plus the question's prompt), each choice one candidate.
-    choice_fields: tuple[str, ...] = ()
-    question_field: str | None = None
-    question_prompts: dict[str, str] = field(default_factory=dict)
-    local_format: str = "tsv"
-    # A glob for the English training files when they are several, e.g. XCOPA's train-en-from-*.jsonl.
-    local_train_files: str | None = None
-    # The text-to-text head (model.head=seq2seq; xrobust/data/templates.py): the label strings (None: label_names),
-    # prompt templates by name, and the name a run uses.
-    verbalizer: tuple[str, ...] | None = None
-    templates: dict[str, Template] = field(default_factory=dict)
-    template: str = "mt5"
-    # A Hub task's splits as xrobust-plan plans them: examples and mean tokens (e.g. conf/task/xnli.yaml; checked
-    # by xrobust/plan/data.py). Training never reads them.
-    sizes: dict[str, Any] | None = None
+    local_format: str
+    verbalizer: tuple[str, ...] | None
+    templates: dict[str, Template]
+    template: str
+    source_hub: dict[str, Any] | None
+    choice_fields: tuple[str, ...]
+    question_field: str | None
+    question_prompts: dict[str, str]
+    local_train_files: str | None
+    sizes: dict[str, Any] | None
 
     @classmethod
     def from_config(cls, cfg: Any) -> TaskSpec:
-        raw = dict(cfg)
+        """Build from the task node (typed by TaskConfig, or a plain mapping of the same keys), then check what the
+        types cannot: the kind's fields, the languages, aliases, formats, Hub ids, templates."""
+        raw = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
         where = f"task '{raw.get('name', '?')}'"
-        for key in ("name", "kind", "label_names", "languages"):
-            if not raw.get(key):
+        for key in REQUIRED:
+            if not raw.get(key) or raw[key] == MISSING:
                 raise XrobustError(f"{where}: field 'task.{key}' is missing or empty")
+        config = typed_task(raw, where)
         try:
-            kind = get_kind(str(raw["kind"]))
+            kind = get_kind(config.kind)
         except XrobustError as error:
             raise XrobustError(f"{where}: {error}") from None
-        languages = tuple(raw["languages"])
-        source = raw.get("source_language", "en")
-        source_tested = bool(raw.get("source_tested", True))
-        if source_tested != (source in languages):
-            raise XrobustError(
-                f"{where}: task.source_language={source!r} must be in task.languages exactly when "
-                f"task.source_tested is true (it is {str(source_tested).lower()})"
-            )
-        if len(set(languages)) != len(languages):
-            raise XrobustError(f"{where}: task.languages lists a language twice: {list(languages)}")
-        labels = tuple(str(x) for x in raw["label_names"])
-        aliases = {str(k): str(v) for k, v in (raw.get("label_aliases") or {}).items()}
-        for alias, target in aliases.items():
-            if target not in labels:
-                raise XrobustError(f"{where}: label alias {alias!r} points to unknown label {target!r}")
-        local_format = str(raw.get("local_format") or "tsv")
-        if local_format not in LOCAL_FORMATS:
-            raise XrobustError(f"{where}: task.local_format={local_format!r}, expected one of {LOCAL_FORMATS}")
-        source_hub = raw.get("source_hub")
-        if source_hub is not None:
-            source_hub = dict(source_hub)
-            if not source_hub.get("id") or not source_hub.get("splits"):
-                raise XrobustError(f"{where}: task.source_hub needs an id and splits")
-            source_hub["splits"] = dict(source_hub["splits"])
-            check_hub_id(str(source_hub["id"]), "task.source_hub.id", where)
-        if raw.get("hub_id"):
-            check_hub_id(str(raw["hub_id"]), "task.hub_id", where)
-        verbalizer = raw.get("verbalizer")
-        spec = cls(
-            name=str(raw["name"]),
-            kind=str(raw["kind"]),
-            label_names=labels,
-            languages=languages,
-            source_language=source,
-            source_tested=source_tested,
-            text_fields=tuple(raw.get("text_fields") or ("premise", "hypothesis")),
-            label_aliases=aliases,
-            packaged=bool(raw.get("packaged", False)),
-            hub_id=raw.get("hub_id"),
-            hub_config=raw.get("hub_config"),
-            hub_splits=dict(raw.get("hub_splits") or {}),
-            revision=str(raw["revision"]) if raw.get("revision") else None,
-            hub_data_files=str(raw.get("hub_data_files") or HUB_DATA_FILES),
-            source_hub=source_hub,
-            choice_fields=tuple(raw.get("choice_fields") or ()),
-            question_field=raw.get("question_field"),
-            question_prompts={str(k): str(v) for k, v in (raw.get("question_prompts") or {}).items()},
-            local_format=local_format,
-            local_train_files=raw.get("local_train_files"),
-            verbalizer=tuple(str(v) for v in verbalizer) if verbalizer is not None else None,
-            templates=parse_templates(raw.get("templates"), where),
-            template=str(raw.get("template") or "mt5"),
-            sizes=dict(raw["sizes"]) if raw.get("sizes") else None,
-        )
+        values = {spec.name: _frozen(getattr(config, spec.name)) for spec in dataclasses.fields(config)}
+        values["hub_data_files"] = config.hub_data_files or HUB_DATA_FILES  # null: the default pattern
+        values["sizes"] = config.sizes or None
+        spec = cls(**values | {"templates": parse_templates(config.templates, where)})
+        spec.check(where)
         kind.validate(spec, where)
         # The text-to-text head's keys, once the kind has checked the fields they name.
         check_fields(spec.templates, spec.input_fields, where)
-        check_verbalizer(spec.verbalizer, len(labels), "task.verbalizer", where)
+        check_verbalizer(spec.verbalizer, len(spec.label_names), "task.verbalizer", where)
         for name, template in spec.templates.items():
-            check_verbalizer(template.verbalizer, len(labels), f"task.templates.{name}.verbalizer", where)
+            check_verbalizer(template.verbalizer, len(spec.label_names), f"task.templates.{name}.verbalizer", where)
         return spec
+
+    def check(self, where: str) -> None:
+        """The rules between fields that no type says."""
+        if self.source_tested != (self.source_language in self.languages):
+            raise XrobustError(
+                f"{where}: task.source_language={self.source_language!r} must be in task.languages exactly when "
+                f"task.source_tested is true (it is {str(self.source_tested).lower()})"
+            )
+        if len(set(self.languages)) != len(self.languages):
+            raise XrobustError(f"{where}: task.languages lists a language twice: {list(self.languages)}")
+        for alias, target in self.label_aliases.items():
+            if target not in self.label_names:
+                raise XrobustError(f"{where}: label alias {alias!r} points to unknown label {target!r}")
+        if self.local_format not in LOCAL_FORMATS:
+            raise XrobustError(f"{where}: task.local_format={self.local_format!r}, expected one of {LOCAL_FORMATS}")
+        if self.source_hub is not None:
+            if not self.source_hub.get("id") or not self.source_hub.get("splits"):
+                raise XrobustError(f"{where}: task.source_hub needs an id and splits")
+            check_hub_id(str(self.source_hub["id"]), "task.source_hub.id", where)
+        if self.hub_id:
+            check_hub_id(self.hub_id, "task.hub_id", where)
 
     @property
     def target_languages(self) -> tuple[str, ...]:
@@ -178,6 +150,20 @@ class TaskSpec:
             raise XrobustError(
                 f"language {lang!r} is not part of task '{self.name}' (languages: {', '.join(self.languages)})"
             )
+
+
+def typed_task(raw: dict[str, Any], where: str) -> TaskConfig:
+    """The task's keys as TaskConfig: defaults filled in, each value of its field's type; a key the schema does not
+    have or a value of the wrong type is one line naming it."""
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TaskConfig), raw))
+    except OmegaConfBaseException as err:
+        line = schema_error(err, prefix="task.")
+        raise XrobustError(f"{where}: {line or err}") from None
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def is_local_folder(hub_id: str) -> bool:

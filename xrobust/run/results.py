@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from xrobust.atomic import atomic_write_text
+from xrobust.config.schemas import drop_unset_optional
 from xrobust.run.predictions import predictions_tsv
 from xrobust.run.run_result import RESULTS_FILE, ModelRecord, ModelSelection, RunResult
 
@@ -51,6 +52,7 @@ def config_hash(cfg: DictConfig) -> str:
     """A stable hash of everything in the resolved config that can change a run's results, and of nothing that
     names where it writes: identical configs in two run folders get one hash."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    drop_unset_optional(resolved)  # the task fields typed later than the jobs they would otherwise tell apart
     places = [str(resolved["paths"][key]) for key in OUTPUT_PLACES if (resolved.get("paths") or {}).get(key)]
     for key in NOT_HASHED:
         resolved.pop(key, None)
