@@ -102,7 +102,6 @@ class DataConfig:
     length_group_batches: int = ranged(">= 1", lambda v: v >= 1)
     sort_eval_by_length: bool = MISSING
     packing: bool = MISSING
-    packing: bool = MISSING
     num_workers: int = ranged(">= 0", lambda v: v >= 0)
     cache_dir: str = MISSING
     seed: int = MISSING
