@@ -56,9 +56,9 @@ def test_the_1b_vs_10b_grid_is_planned_job_by_job():
     by_model: dict[str, list] = {}
     for job in sweep.jobs:
         by_model.setdefault(job.overrides[0].partition("=")[2], []).append(job)
-    # The grid applies each model's recommended setup: XLM-R XXL sharded over 8 GPUs at micro-batch 4, and it fits.
+    # The grid applies each model's recommended setup: XLM-R XXL sharded over 4 GPUs at micro-batch 8, and it fits.
     assert all(
-        (job.plan.setup.strategy, job.plan.setup.devices, job.plan.setup.batch_size) == ("fsdp", 8, 4)
+        (job.plan.setup.strategy, job.plan.setup.devices, job.plan.setup.batch_size) == ("fsdp", 4, 8)
         and job.plan.fits
         and job.fix is None
         for job in by_model["xlmr-xxl"]

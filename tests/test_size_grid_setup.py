@@ -1,5 +1,6 @@
 """experiment=size_grid trains each model in its own recommended setup (model.recommended): the trainer file's
-strategy, the devices, micro-batch, accumulation and checkpointing, and xrobust-plan says each of them fits."""
+strategy, the devices, micro-batch, accumulation and checkpointing, and xrobust-plan says each of them fits, every
+noise method included, and is the cheapest setup of the same training that does."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 from conftest import compose_config
 from omegaconf import OmegaConf
 
+from xrobust.plan.cheapest import cheapest_for_all
 from xrobust.plan.sweep import plan_sweep
 
 SIZES = ["xlmr-base", "xlmr-large", "xlmr-xl", "xlmr-xxl", "mdeberta-v3-base", "mt0-large", "mt0-xl", "mt0-xxl"]
@@ -34,7 +36,7 @@ def test_the_grid_applies_each_models_recommended_setup(model):
 def test_the_sharded_sizes_are_sharded_and_a_command_line_value_still_wins():
     xxl = compose_config(["experiment=size_grid", "model=xlmr-xxl"]).trainer
     assert (
-        xxl.strategy._target_ == "xrobust.lightning.sharding.FSDP2Strategy" and xxl.devices == 8 and xxl.plugins is None
+        xxl.strategy._target_ == "xrobust.lightning.sharding.FSDP2Strategy" and xxl.devices == 4 and xxl.plugins is None
     )
     assert compose_config(["experiment=size_grid", "model=xlmr-xxl", "trainer.devices=16"]).trainer.devices == 16
     me5 = compose_config(["experiment=size_grid", "model=me5-small"])  # no recommended setup: one GPU, defaults
@@ -47,3 +49,26 @@ def test_the_planner_says_every_size_fits_in_its_recommended_setup():
     assert all(job.plan.fits and job.fix is None for job in sweep.jobs), [
         (job.overrides[0], job.fix) for job in sweep.jobs if not job.plan.fits
     ]
+
+
+def test_every_job_of_the_grid_fits_as_configured_on_h100_and_each_setup_is_the_cheapest_that_fits():
+    # Seeds and learning rates change no job's memory or cost per step: one of each stands for the three.
+    sweep = plan_sweep(
+        ["experiment=size_grid", f"model={','.join(SIZES)}", "noise=glob(*)", "task=xnli", "seed=1"]
+        + ["optim.lr_scale=1", "plan.gpu=h100", "plan.gpus=8", "plan.cheapest=true"]
+    )
+    assert len(sweep.jobs) == len(SIZES) * 5
+    assert all(job.plan.fits and job.fix is None for job in sweep.jobs), [
+        job.overrides for job in sweep.jobs if not job.plan.fits
+    ]
+    for model in (m for m in SIZES if m != "mt0-xxl"):  # mt0-xxl's setup is the cheapest for both heads (docs)
+        jobs = [job for job in sweep.jobs if job.overrides[0] == f"model={model}"]
+        best, hours = cheapest_for_all([job.options for job in jobs])
+        configured = jobs[0].plan.setup
+        assert (best.setup.world, best.setup.batch_size, best.setup.accumulate, best.setup.checkpointing) == (
+            configured.world,
+            configured.batch_size,
+            configured.accumulate,
+            configured.checkpointing,
+        ), model
+        assert hours == pytest.approx(sum(job.cost.gpu_hours for job in jobs)), model

@@ -14,13 +14,14 @@ from omegaconf import DictConfig
 
 from xrobust.config.checks import CONF_DIR
 from xrobust.errors import XrobustError
+from xrobust.plan.cheapest import cheapest
 from xrobust.plan.cost import job_cost
 from xrobust.plan.data import data_stats
 from xrobust.plan.gpus import gpu_of
 from xrobust.plan.output import format_plan, format_sweep, recommended_overrides
 from xrobust.plan.search import make_plan
 from xrobust.plan.setup import setup_from_config
-from xrobust.plan.sweep import SweepPlan, plan_sweep, stops_early
+from xrobust.plan.sweep import SweepPlan, job_hours, plan_sweep, stops_early
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
@@ -50,7 +51,8 @@ def main() -> None:
 def plan_one(cfg: DictConfig) -> None:
     try:
         setup = setup_from_config(cfg)
-        plan = make_plan(setup)
+        cost_of = job_hours(cfg, setup)
+        plan = make_plan(setup, cost_of)
     except XrobustError as err:
         print(f"xrobust-plan: error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -68,6 +70,12 @@ def plan_one(cfg: DictConfig) -> None:
             f"{cost.flops:.3g} FLOPs -> {cost.gpu_hours:.3g} GPU-hours on {gpu.name} at MFU {cfg.plan.mfu:g}"
             + (" (at most: callbacks=early_stopping may stop sooner)" if stops_early(cfg) else "")
         )
+        best = cheapest(setup, cost_of) if cost_of else None
+        if best is not None and best.gpu_hours < cost.gpu_hours * 0.99:
+            print(
+                f"  cheapest    the same training that fits: {' '.join(best.overrides)} -> {best.total_gib:.1f} GiB, "
+                f"{best.gpu_hours:.3g} GPU-hours"
+            )
     if cfg.plan.get("json"):
         Path(cfg.plan.json).write_text(json.dumps(summary, indent=2) + "\n")
 

@@ -69,7 +69,8 @@ def recorded_stats(cfg: DictConfig) -> DataStats:
             for second in (lang for lang in mixed if lang != first):
                 test_examples[f"{first}_{second}"] = min(test_examples[first], test_examples[second])
                 test_tokens[f"{first}_{second}"] = (test_tokens[first] + test_tokens[second]) / 2
-    padding = float(cfg.plan.padding["length_grouped" if cfg.data.group_by_length else "shuffled"])
+    batching = "packed" if packs(cfg) else "length_grouped" if cfg.data.group_by_length else "shuffled"
+    padding = float(cfg.plan.padding[batching])
     return DataStats(
         source=f"task.sizes of {task.name} ({table.get('source') or 'no source given'})",
         train_examples=int(table.train),
@@ -114,7 +115,7 @@ def measured_stats(cfg: DictConfig) -> DataStats:
         from xrobust.data.sampling import EpochShuffleSampler
 
         order = list(EpochShuffleSampler(len(train), int(data.seed)))
-    batch, eval_batch = int(data.batch_size), int(data.eval_batch_size)
+    batch, eval_batch = (1, 1) if packs(cfg) else (int(data.batch_size), int(data.eval_batch_size))  # 1: unpadded
     return DataStats(
         source=f"measured: {data.local_dir or 'packaged ' + str(cfg.task.name)}"
         + (f" (tokenized with {stand_in})" if stand_in else ""),
@@ -128,6 +129,36 @@ def measured_stats(cfg: DictConfig) -> DataStats:
             for name, rows in lengths["test"].items()
         },
     )
+
+
+def packs(cfg: DictConfig) -> bool:
+    """data.packing=true: examples end to end, unpadded; refused, as training refuses it (xrobust/models/packing.py),
+    on a model type that does not declare it or on the text-to-text head."""
+    if not cfg.data.get("packing"):
+        return False
+    from xrobust.models.model_types import model_type_record
+
+    model_type = model_type_of(cfg.model)
+    record = model_type_record(model_type) if model_type else None
+    if record is None or not record.packing or str(cfg.model.get("head") or "classifier") != "classifier":
+        raise XrobustError(
+            f"data.packing=true: {cfg.model.name} ({model_type}, model.head={cfg.model.head}) does not "
+            "support packed batches"
+        )
+    return True
+
+
+def model_type_of(model: DictConfig) -> str | None:
+    """config.json's model_type: the shipped architecture's, or a local checkpoint's."""
+    from xrobust.models.loading import architecture_path
+
+    if model.get("architecture"):
+        path = architecture_path(str(model.architecture))
+    else:
+        path = Path(str(model.pretrained)).expanduser() / "config.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("model_type")
 
 
 def padded_mean(lengths: Sequence[int], order: Sequence[int], batch_size: int) -> float:

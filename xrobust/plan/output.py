@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
+from xrobust.plan.cheapest import cheapest_for_all
 from xrobust.plan.memory import Plan
 from xrobust.plan.setup import GIB
 
@@ -83,9 +84,10 @@ def format_plan(plan: Plan, recommended: str | None = None) -> str:
             lines.append(f"  headroom    {free:.1f} GiB; largest micro-batch that fits: {plan.max_batch_size}")
     elif plan.fix:
         fix = plan.fix
-        lines.append(f"  smallest change that fits: {fix['change']}: {fix['overrides']} -> {fix['total_gib']:.1f} GiB")
+        what = "cheapest change" if "gpu_hours" in fix else "smallest change"
+        lines.append(f"  {what} that fits: {fix['change']}: {fix['overrides']} -> {_fitted(fix)}")
         for row in plan.also_fit:
-            lines.append(f"    also fits: {row['change']}: {row['overrides']} -> {row['total_gib']:.1f} GiB")
+            lines.append(f"    also fits: {row['change']}: {row['overrides']} -> {_fitted(row)}")
     else:
         lines.append("  no single change or pair of changes tried makes it fit")
     if s.accelerator == "gpu" and s.world > 1 and s.rank_zero_loading:
@@ -126,6 +128,8 @@ def format_sweep(sweep) -> str:
         if job.fix:
             memory += f" -> {plan.fix['total_gib']:.1f}"
         change = f"`{job.fix}`" if job.fix else (job.problem or "")
+        if job.rung_stop:
+            change += f"{'; ' if change else ''}halving: stops after {job.rung_stop} epoch{'s' * (job.rung_stop > 1)}"
         fits = "yes" if plan.fits else f"NO: over {plan.setup.memory_gib:g} GiB"
         if cost is None:
             lines.append(f"| {number} | {name} | {fits} | {memory} | {change} | | | | | |")
@@ -155,6 +159,14 @@ def format_sweep(sweep) -> str:
         f"job alone {_duration(longest)})",
         *(f"data            {source}" for source in sources),
     ]
+    if sweep.halving:
+        rule, stopped = sweep.halving, sum(1 for job in jobs if job.rung_stop)
+        lines.append(
+            f"halving         {stopped} of {len(jobs)} jobs planned to stop at their rung (hydra/sweeper=halving: "
+            f"{rule.key} per cell, first rung {rule.rung_epochs} epoch{'s' * (rule.rung_epochs > 1)}, eta {rule.eta}; "
+            "which values go on the run decides, each costs the same)"
+        )
+    lines += cheapest_lines(jobs)
     early = sum(job.stops_early for job in jobs)
     if early:
         lines.append(
@@ -162,6 +174,33 @@ def format_sweep(sweep) -> str:
             "their steps and costs are at trainer.max_epochs"
         )
     return "\n".join(lines)
+
+
+def cheapest_lines(jobs) -> list[str]:
+    """plan.cheapest=true: per model, the setup of the same training that fits all its jobs at the least
+    GPU-hours, against the GPU-hours as configured."""
+    by_model: dict[str, list] = {}
+    for job in jobs:
+        if job.options and job.cost is not None:
+            by_model.setdefault(job.plan.setup.model_name, []).append(job)
+    lines = []
+    for model, members in by_model.items():
+        configured = sum(job.cost.gpu_hours for job in members)
+        found = cheapest_for_all([job.options for job in members])
+        if found is None:
+            lines.append(f"cheapest setup  {model}: no one setup of the same training fits all its {len(members)} jobs")
+            continue
+        option, total = found
+        lines.append(
+            f"cheapest setup  {model}: {' '.join(option.overrides)} -> {_number(total)} GPU-hours for its "
+            f"{len(members)} jobs (as configured {_number(configured)})"
+        )
+    return lines
+
+
+def _fitted(row: dict) -> str:
+    hours = f", {row['gpu_hours']:.3g} GPU-hours" if "gpu_hours" in row else ""
+    return f"{row['total_gib']:.1f} GiB{hours}"
 
 
 def _pflop(flops: float) -> str:

@@ -1,6 +1,8 @@
 """The search for a fitting change: when a run does not fit, re-plan candidate changes (gradient checkpointing,
 a smaller micro-batch with gradient accumulation, sharding, more devices, LoRA, and pairs of them) and keep the
-least disruptive one that fits; when it fits, the largest micro-batch that still does."""
+cheapest in GPU-hours among those that fit (given the job's cost; else the least disruptive), changes that keep
+the effective batch and the fine-tuning method before those that change what is trained; when it fits, the largest
+micro-batch that still does."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from xrobust.config.checks import CONF_DIR
 from xrobust.errors import XrobustError
+from xrobust.plan.cheapest import CostOf, same_training
 from xrobust.plan.memory import Plan, estimate
 from xrobust.plan.setup import Setup, setup_from_config
 
@@ -116,7 +119,9 @@ def largest_batch(setup: Setup, limit: int = 4096) -> int | None:
     return lo
 
 
-def make_plan(setup: Setup) -> Plan:
+def make_plan(setup: Setup, cost_of: CostOf | None = None) -> Plan:
+    """The plan as configured; when it does not fit, the fitting changes ranked: with `cost_of` (the job's
+    GPU-hours in a setup) the cheapest first among those that train the same thing, without it by disruption."""
     plan = estimate(setup)
     if plan.fits:
         plan.max_batch_size = largest_batch(setup)
@@ -128,16 +133,19 @@ def make_plan(setup: Setup) -> Plan:
         except XrobustError:
             continue
         if trial.fits:
-            fitting.append((score, changed.world, trial.total_gib, what, overrides))
+            hours = cost_of(changed) if cost_of else None
+            rank = (not same_training(setup, changed), hours, score) if cost_of else (score,)
+            fitting.append((rank, changed.world, trial.total_gib, what, overrides, hours))
     fitting.sort(key=lambda item: (item[0], item[1], item[2]))
     rows, seen = [], set()
-    for _, world, total, what, overrides in fitting:
+    for _, world, total, what, overrides, hours in fitting:
         kind = tuple(o.split("=")[0] for o in overrides)  # keep the best micro-batch / device count of each kind
         if kind not in seen:
             seen.add(kind)
-            rows.append(
-                {"change": what, "overrides": " ".join(overrides), "total_gib": round(total, 2), "devices": world}
-            )
+            row = {"change": what, "overrides": " ".join(overrides), "total_gib": round(total, 2), "devices": world}
+            if hours is not None:
+                row["gpu_hours"] = round(hours, 3)
+            rows.append(row)
     if rows:
         plan.fix, plan.also_fit = rows[0], rows[1:6]
     return plan

@@ -3,7 +3,9 @@
 The jobs are expanded as `xrobust-train -m` expands them (xrobust/sweep/expand.py: Hydra's override parser over
 the config's own `hydra.sweeper.params` followed by the command line, split as the basic sweeper splits it); each
 job's config is composed as the basic launcher composes it
-(`load_sweep_config`). A job that does not fit is costed with its smallest fitting change applied.
+(`load_sweep_config`). A job that does not fit is costed with its cheapest fitting change applied. Under
+hydra/sweeper=halving the jobs its rule stops are costed at their rung's epochs (xrobust/plan/halving.py); with
+plan.cheapest=true every job's fitting setups are searched too, for the cheapest setup per model.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from omegaconf import DictConfig
 
 from xrobust.config.checks import CONF_DIR
 from xrobust.errors import XrobustError
+from xrobust.plan.cheapest import CostOf, Option, fitting_options
 from xrobust.plan.cost import JobCost, job_cost
 from xrobust.plan.data import data_stats
 from xrobust.plan.gpus import Gpu, gpu_of
+from xrobust.plan.halving import HalvingRule, halving_rule, planned_stops
 from xrobust.plan.inventory import inventory
 from xrobust.plan.memory import Plan
 from xrobust.plan.search import make_plan
-from xrobust.plan.setup import setup_from_config
+from xrobust.plan.setup import Setup, setup_from_config
 from xrobust.sweep.expand import sweep_jobs
 
 CONFIG_NAME = "plan"
@@ -39,6 +43,8 @@ class JobPlan:
     data_source: str
     problem: str | None = None  # why it cannot run: no fitting change, or its data/cost could not be planned
     stops_early: bool = False  # callbacks=early_stopping: its steps and cost are at trainer.max_epochs, a bound
+    rung_stop: int | None = None  # hydra/sweeper=halving: planned to stop after this many epochs
+    options: tuple[Option, ...] = ()  # plan.cheapest=true: every setup of the same training that fits, cheapest first
 
     @property
     def fix(self) -> str | None:
@@ -52,6 +58,7 @@ class SweepPlan:
     gpu: Gpu
     mfu: float
     gpus: int  # the GPUs the sweep runs on, for the wall time
+    halving: HalvingRule | None = None
 
     @property
     def costed(self) -> list[JobCost]:
@@ -69,12 +76,12 @@ class SweepPlan:
 
 
 def expand_sweep(overrides: list[str]) -> tuple[DictConfig, list[list[str]]]:
-    """The sweep's master config and every job's overrides, in the order the basic sweeper launches them."""
+    """The sweep's master config and every job's overrides, in the order the basic sweeper launches them (the
+    halving sweeper's grid is the basic sweeper's)."""
     hydra = GlobalHydra.instance().hydra
     master = hydra.compose_config(CONFIG_NAME, overrides, run_mode=RunMode.MULTIRUN)
     sweeper = master.hydra.sweeper
-    if not str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
-        raise XrobustError(f"xrobust-plan -m expands Hydra's basic sweeper only, not {sweeper._target_}")
+    halving_rule(sweeper)  # one error line for a sweeper the planner cannot expand
     return master, sweep_jobs(sweeper.get("params"), overrides, hydra.config_loader)
 
 
@@ -82,7 +89,12 @@ def plan_sweep(overrides: list[str]) -> SweepPlan:
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         loader = GlobalHydra.instance().hydra.config_loader
         master, jobs = expand_sweep(overrides)
-        planned = [plan_job(loader, master, job) for job in jobs]
+        rule = halving_rule(master.hydra.sweeper)
+        max_epochs = master.trainer.get("max_epochs")
+        limit = None if max_epochs in (None, -1) else int(max_epochs)
+        stops = planned_stops(rule, jobs, limit) if rule else [None] * len(jobs)
+        search = bool(master.plan.get("cheapest"))
+        planned = [plan_job(loader, master, job, stop, search) for job, stop in zip(jobs, stops, strict=True)]
     values: dict[str, set[str]] = {}
     for job in jobs:
         for override in job:
@@ -95,29 +107,55 @@ def plan_sweep(overrides: list[str]) -> SweepPlan:
         gpu=gpu_of(plan),
         mfu=float(plan.mfu),
         gpus=int(plan.get("gpus") or plan.gpus_per_node),
+        halving=rule,
     )
 
 
-def plan_job(loader, master: DictConfig, overrides: list[str]) -> JobPlan:
+def plan_job(
+    loader, master: DictConfig, overrides: list[str], rung_stop: int | None = None, search: bool = False
+) -> JobPlan:
     """Plan one job, composed as the basic launcher composes it; a job that does not fit is costed as it runs
-    with its smallest fitting change (those overrides appended)."""
+    with its cheapest fitting change (those overrides appended), a job halving stops at its rung's epochs."""
+    rung = [f"trainer.max_epochs={rung_stop}"] if rung_stop else []
 
     def compose(extra: list[str]) -> DictConfig:
-        return loader.load_sweep_config(master, [*overrides, *extra])
+        return loader.load_sweep_config(master, [*overrides, *extra, *rung])
 
     cfg = compose([])
     setup = setup_from_config(cfg)
-    plan = make_plan(setup)
+    cost_of = job_hours(cfg, setup)
+    plan = make_plan(setup, cost_of)
+    name = tuple(overrides)
     if not plan.fits and not plan.fix:
-        return JobPlan(tuple(overrides), plan, None, "", "no single change or pair of changes tried makes it fit")
+        return JobPlan(name, plan, None, "", "no single change or pair of changes tried makes it fit")
     runs = compose(plan.fix["overrides"].split()) if not plan.fits else cfg
     run_setup = setup_from_config(runs) if runs is not cfg else setup
     try:
         stats = data_stats(runs)
         cost = job_cost(runs, run_setup, inventory(run_setup), stats, gpu_of(runs.plan), float(runs.plan.mfu))
     except XrobustError as err:
-        return JobPlan(tuple(overrides), plan, None, "", f"not costed: {err}")
-    return JobPlan(tuple(overrides), plan, cost, stats.source, stops_early=stops_early(runs))
+        return JobPlan(name, plan, None, "", f"not costed: {err}")
+    options = tuple(fitting_options(setup, cost_of)) if search and cost_of else ()
+    return JobPlan(name, plan, cost, stats.source, stops_early=stops_early(runs), rung_stop=rung_stop, options=options)
+
+
+def job_hours(cfg: DictConfig, setup: Setup) -> CostOf | None:
+    """The job's GPU-hours in any setup (its epochs, data, GPU and MFU fixed); None when it cannot be costed
+    (checked on `setup`, the job as configured)."""
+    try:
+        stats = data_stats(cfg)
+    except XrobustError:
+        return None
+    gpu, mfu = gpu_of(cfg.plan), float(cfg.plan.mfu)
+
+    def hours(changed: Setup) -> float:
+        return job_cost(cfg, changed, inventory(changed), stats, gpu, mfu).gpu_hours
+
+    try:
+        hours(setup)
+    except XrobustError:
+        return None
+    return hours
 
 
 def stops_early(cfg: DictConfig) -> bool:

@@ -1,0 +1,67 @@
+"""hydra/sweeper=halving planned: which jobs of each cell the rule stops, and after how many epochs.
+
+The rule is xrobust/sweep/halving.py's: rung k runs every value still in a cell, on every seed, for rung_epochs x
+eta^k epochs, and the best ceil(n / eta) values go on, while more than one is left and the rung ends before
+trainer.max_epochs. Which values go on only the run can tell, but every value of a cell costs the same (the
+learning rate changes no step's work), so the plan stops the last values in sorted order: its cost is the run's.
+A stopped job trains, validates and tests its rung's epochs; a kept job costs its full run (its rungs are
+prefixes of it, resumed from last.ckpt; their extra test passes are left out).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from omegaconf import DictConfig
+
+from xrobust.errors import XrobustError
+from xrobust.sweep.halving import by_cell, check_rule, override_key, points, rung_epochs, value_key
+
+BASIC, HALVING = "BasicSweeper", "HalvingSweeper"
+
+
+@dataclass(frozen=True)
+class HalvingRule:
+    key: str
+    seed_key: str
+    rung_epochs: int
+    eta: int
+
+
+def halving_rule(sweeper: DictConfig) -> HalvingRule | None:
+    """The halving sweeper's rule (None: Hydra's basic sweeper); one error line for any other sweeper."""
+    target = str(sweeper.get("_target_", ""))
+    if target.endswith(BASIC):
+        return None
+    if not target.endswith(HALVING):
+        raise XrobustError(f"xrobust-plan -m plans Hydra's basic sweeper and hydra/sweeper=halving, not {target}")
+    check_rule(sweeper.get("rung_epochs"), sweeper.get("eta"))
+    return HalvingRule(str(sweeper.key), str(sweeper.seed_key), int(sweeper.rung_epochs), int(sweeper.eta))
+
+
+def planned_stops(rule: HalvingRule, jobs: list[list[str]], max_epochs: int | None) -> list[int | None]:
+    """Per job, the epochs after which the rule stops it (None: it runs to the end). `max_epochs`: the sweep's
+    trainer.max_epochs, unless a job's own override sets it."""
+    stops: list[int | None] = [None] * len(jobs)
+    index = {tuple(job): i for i, job in enumerate(jobs)}
+    for members in by_cell(points(jobs, rule.key, rule.seed_key)).values():
+        limit = _own_max_epochs(members[0].overrides, max_epochs)
+        alive = sorted({p.value for p in members}, key=value_key)
+        rung = 0
+        while len(alive) > 1 and (limit is None or rung_epochs(rung, rule.rung_epochs, rule.eta) < limit):
+            epochs = rung_epochs(rung, rule.rung_epochs, rule.eta)
+            kept = alive[: math.ceil(len(alive) / rule.eta)]
+            for point in members:
+                if point.value in alive and point.value not in kept:
+                    stops[index[point.overrides]] = epochs
+            alive, rung = kept, rung + 1
+    return stops
+
+
+def _own_max_epochs(overrides: tuple[str, ...], default: int | None) -> int | None:
+    for override in reversed(overrides):
+        if override_key(override) == "trainer.max_epochs" and "=" in override:
+            value = override.split("=", 1)[1]
+            return None if value in ("null", "-1") else int(value)
+    return default
