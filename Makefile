@@ -34,10 +34,10 @@ test-all: setup
 	$(OFFLINE) $(BIN)/python -m pytest -q
 
 # Before a grid on a new cluster node: every family, strategy (one rank) and noise method on its GPU, a resume,
-# and the planner's memory against the measured peak; one line per check (tests/gpu_check.py, under 10 minutes).
+# and the planner's memory against the measured peak; one line per check (tests/helpers/gpu_check.py, < 10 min).
 # Without a GPU it says so and runs the CPU part, which `make test` runs too.
 gpu-check: setup
-	cd tests && $(OFFLINE) ../$(BIN)/python gpu_check.py
+	cd tests && $(OFFLINE) ../$(BIN)/python -m helpers.gpu_check
 
 lint: setup
 	$(BIN)/ruff check xrobust tests benchmarks

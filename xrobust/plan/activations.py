@@ -20,7 +20,7 @@ the repeated encoder output and the vocabulary logits). The noise method says wh
 (xrobust/noise/step_cost.py, `NoiseMethod.step_memory`): b becomes batch_copies x b (rs_rp num_samples), the graphs
 part is multiplied by `graphs` (PGD with its clean term keeps the adversarial and the clean graph; FreeLB one per
 ascent step), and `embedding_copies` tensors of b x s x h in the parameters' dtype come on top. Expect +-30%:
-autocast keeps LayerNorm outputs in fp32, kernels keep extra buffers (tests/test_plan_noise.py measures it on
+autocast keeps LayerNorm outputs in fp32, kernels keep extra buffers (tests/plan/test_plan_noise.py measures it on
 CPU: within 10% for none, adv and rs_rp num_samples=2).
 """
 
