@@ -159,7 +159,11 @@ def test_the_fused_optimizer_clips_in_bf16_and_keeps_lightnings_refusal_in_fp16(
 
     cfg = compose_config([])
     module = instantiate(cfg.module, _partial_=True)(
-        pretrained=str(me5_dir), label_names=["a", "b", "c"], test_names=[], noise=instantiate(cfg.noise)
+        pretrained=str(me5_dir),
+        label_names=["a", "b", "c"],
+        test_names=[],
+        noise=instantiate(cfg.noise),
+        task_kind="pair",
     )
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = instantiate(cfg.optim.optimizer)(params)
