@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from xrobust.config.checks import CONF_DIR, NO_TRAINING
 from xrobust.config.composition import schema_errors
+from xrobust.diagnostics.config import add_missing
 from xrobust.errors import XrobustError
 from xrobust.lightning.checkpoint_io import CRASH_CHECKPOINT
 from xrobust.run.results import RESULTS_FILE
@@ -88,6 +89,7 @@ def job_config(job_dir: Path, overrides: list[str]) -> DictConfig:
     `+key=value`, `~key`). A config group choice (`trainer=gpu`) would compose another config than the job ran:
     refused, naming it."""
     cfg = OmegaConf.load(job_dir / JOB_CONFIG)
+    add_missing(cfg)  # a job from before the read-outs: eval.alignment.enabled=true sets a key that is there
     for override in OverridesParser.create().parse_overrides(overrides):
         key = override.key_or_group
         if key in OWN_KEYS or key.split("/")[0].split(".")[0] == "hydra":

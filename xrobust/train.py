@@ -20,6 +20,7 @@ from torch.distributed.checkpoint.api import CheckpointException
 from xrobust import console
 from xrobust.config.checks import CONF_DIR, validate
 from xrobust.config.composition import schema_errors
+from xrobust.diagnostics import run as diagnostics
 from xrobust.errors import SweepError, XrobustError
 from xrobust.lightning.checkpoint_io import keep_after_success, set_aside_torn
 from xrobust.lightning.loggers import finish_failed_run, log_summary
@@ -68,11 +69,13 @@ def run(cfg: DictConfig, weights: dict | None = None) -> dict | None:
         started = time.perf_counter()
         job.trainer.test(job.module, datamodule=job.datamodule, ckpt_path=job.selected, verbose=False)
         wall_time_s = {"train": round(job.train_seconds, 2), "test": round(time.perf_counter() - started, 2)}
+        tested = diagnostics.after_test(job.module, job.datamodule, cfg.eval, trainer=job.trainer)
         if not job.trainer.is_global_zero:
             return None
         stages.append(stage_record("target", cfg, task, job, pretrained))
         result = collect_results(cfg, task, job, digest, wall_time_s, stages)
         result.tested_weights = weights
+        result.diagnostics = diagnostics.write(out_dir, diagnostics.merge(job.diagnostics, tested))
         selected = job.trainer.checkpoint_callback.best_model_path if job.trainer.checkpoint_callback else None
         write_outputs(cfg, job, result, selected)
         results = result.to_dict()

@@ -18,6 +18,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from xrobust.config.fields import typed
+from xrobust.diagnostics.config import AlignmentConfig, CertifyConfig, SubstitutionConfig, drop_disabled
 
 # A real number as the YAML or the command line gives it: 2 stays 2 (a float field would make it 2.0, and change the
 # config hash of a job that swept optim.lr_scale=0.5,1,2); a bool or a string is refused.
@@ -132,6 +133,11 @@ class EvalConfig:
     generalized_languages: list[str] | None = MISSING
     perturbed: bool = MISSING
     perturbation: PerturbationConfig = field(default_factory=PerturbationConfig)
+    # The read-outs of issue #32 (xrobust/diagnostics/), each off by default; at most this many items per language.
+    diagnostics_items: int | None = None
+    alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
+    certify: CertifyConfig = field(default_factory=CertifyConfig)
+    substitution: SubstitutionConfig = field(default_factory=SubstitutionConfig)
 
 
 @dataclass
@@ -208,6 +214,7 @@ def _ranged(schemas: Any, prefix: str = "") -> list[tuple[str, type, dataclasses
 def drop_unset_optional(resolved: dict[str, Any]) -> None:
     """Leave out of a resolved config the optional task fields a task does not set (TASK_OPTIONAL at their
     defaults), under `task` and `intermediate.task`."""
+    drop_disabled(resolved)  # likewise the read-outs that are off (xrobust/diagnostics/config.py)
     defaults = OmegaConf.to_container(OmegaConf.structured(TaskConfig))
     for task in (resolved.get("task"), (resolved.get("intermediate") or {}).get("task")):
         if isinstance(task, dict):

@@ -37,6 +37,7 @@ WRITTEN_WITH = {
     "perturbed_target_mean": "perturbation",
     "metrics": "metrics",
     "tested_weights": "tested_weights",
+    "diagnostics": "diagnostics",
 }
 
 
@@ -112,6 +113,8 @@ class RunResult:
     stages: list[dict[str, Any]] | None = None
     # xrobust.eval: the finished job whose kept weights were tested instead of fitting ({job, checkpoint}).
     tested_weights: dict[str, Any] | None = None
+    # The read-outs beside accuracy that ran (eval.alignment, ...; xrobust/diagnostics/, docs/diagnostics.md).
+    diagnostics: dict[str, Any] | None = None
     # Keys this version does not know (a later minor addition): kept, and written back as found.
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from xrobust.config.checks import NO_TRAINING, validate
 from xrobust.data.datamodule import TransferDataModule
 from xrobust.data.task import TaskSpec
+from xrobust.diagnostics.run import before_training
 from xrobust.errors import XrobustError
 from xrobust.lightning.loggers import finish_run
 from xrobust.models.export import export_from_ranks
@@ -93,6 +94,8 @@ def fitted_stage(cfg: DictConfig, task: TaskSpec, pretrained: str, weights: str 
     logger's run, so each stage of a sweep is one run. Nothing is fitted under finetune=none (the selection is
     the weights as loaded) or with `weights`, a finished job's kept checkpoint (the selection; xrobust/eval.py)."""
     job = build_job(cfg, pretrained, task=task)
+    if job.datamodule.test_names:  # the model as built, before fit or before `weights` are loaded
+        job.diagnostics = before_training(job.module, job.datamodule, cfg.eval, trainer=job.trainer)
     if weights is None and cfg.finetune.get("method") != NO_TRAINING:
         fit_and_select(cfg, job)
     else:
