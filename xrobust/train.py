@@ -27,6 +27,7 @@ from xrobust.lightning.loggers import finish_failed_run, log_summary
 from xrobust.models.loading import resolve_pretrained
 from xrobust.run import folder as run_folder
 from xrobust.run.failures import clear_failure, record_failure
+from xrobust.run.hashing import config_hash
 from xrobust.run.job import Job
 from xrobust.run.results import (
     PREDICTIONS_FILE,
@@ -34,7 +35,6 @@ from xrobust.run.results import (
     collect_results,
     completed_hash,
     completed_results,
-    config_hash,
     format_table,
     stage_record,
     write_predictions,

@@ -15,7 +15,7 @@ from xrobust.config.checks import validate
 from xrobust.config.schemas import TaskConfig
 from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
-from xrobust.run.results import config_hash
+from xrobust.run.hashing import config_hash
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra",))
 

@@ -16,7 +16,8 @@ from omegaconf import OmegaConf, open_dict
 from xrobust.config.checks import validate
 from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
-from xrobust.run.results import config_hash, contamination, prompt_template
+from xrobust.run.hashing import config_hash
+from xrobust.run.results import contamination, prompt_template
 from xrobust.run.run_result import SCHEMA_VERSION, ModelRecord, RunResult
 from xrobust.train import run
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from xrobust.run.results import NOT_HASHED, NOT_HASHED_TRAINER
+from xrobust.run.hashing import NOT_HASHED, NOT_HASHED_TRAINER
 
 MODEL, NOISE = "model", "noise"
 # Flattened keys shown under another name: the job's model and noise columns.

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from xrobust.atomic import atomic_write_text
 from xrobust.errors import SweepError
-from xrobust.run.results import NOT_HASHED, RESULTS_FILE
+from xrobust.run.hashing import NOT_HASHED
+from xrobust.run.results import RESULTS_FILE
 from xrobust.sweep.rung_record import RUNG_KEY
 
 OVERRIDES_FILE = "overrides.json"

@@ -29,8 +29,9 @@ from xrobust.errors import XrobustError
 from xrobust.lightning.loggers import finish_run
 from xrobust.models.export import export_from_ranks
 from xrobust.models.loading import resolve_pretrained
+from xrobust.run.hashing import config_hash
 from xrobust.run.job import Job
-from xrobust.run.results import config_hash, early_stopped, stage_record, write_json
+from xrobust.run.results import early_stopped, stage_record, write_json
 
 log = logging.getLogger("xrobust")
 
