@@ -15,6 +15,7 @@ from xrobust.config.fields import require, typed
 from xrobust.config.keys import check_keys
 from xrobust.config.schemas import check_ranges
 from xrobust.data.task import TaskSpec
+from xrobust.diagnostics import certify, substitution
 from xrobust.diagnostics.config import check as check_diagnostics
 from xrobust.errors import SweepError
 from xrobust.kinds.base import HEADS, SEQ2SEQ
@@ -111,6 +112,8 @@ def validate(cfg: DictConfig) -> TaskSpec:
     check_launch(cfg.trainer)
     check_no_training(cfg)
     check_diagnostics(cfg, task)
+    certify.check_config(cfg)
+    substitution.check_config(cfg)
     check_keys(cfg, CONF_DIR)
     check_writable(Path(cfg.paths.output_dir))
     return task

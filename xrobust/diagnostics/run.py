@@ -14,15 +14,15 @@ import io
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from xrobust.atomic import atomic_write_text
-from xrobust.diagnostics import alignment
+from xrobust.diagnostics import alignment, certify, substitution
 from xrobust.diagnostics.config import READOUTS, enabled, settings
+from xrobust.diagnostics.readout import Readout
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -31,19 +31,12 @@ if TYPE_CHECKING:
     from xrobust.lightning.module import TransferModule
 
 
-@dataclass
-class Readout:
-    """One read-out's result: `summary` goes into results.json (with `seconds`), `rows` into <name>.tsv."""
-
-    summary: dict[str, Any]
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    seconds: float = 0.0
-
-
 ReadOut = Callable[["TransferModule", "TransferDataModule", dict[str, Any], str], Readout]
 # Each read-out's function, by its eval.<name>.
 DIAGNOSTICS: dict[str, ReadOut] = {
     "alignment": alignment.read_out,
+    "certify": certify.read_out,
+    "substitution": substitution.read_out,
 }
 # The read-outs that compare the tested weights with the model as built, so also run before training.
 PRETRAINED_STAGE = ("alignment",)
