@@ -630,7 +630,7 @@ def test_generalized_pairs_leave_out_items_the_two_languages_label_differently(m
     assert datamodule.raw_test_sets["en_de"]["id"] == [0, 2, 3]
     assert datamodule.raw_test_sets["en_de"]["sentence2"] == ["satz 0 de", "satz 2 de", "satz 3 de"]
     assert len(datamodule.raw_test_sets["de"]) == 4, "the standard setting keeps every item"
-    assert datamodule.generalized_excluded == {"en_de": 1, "de_en": 1}
+    assert datamodule.extra_tests.excluded == {"en_de": 1, "de_en": 1}
     assert "dev-en and dev-de give 1 of 4 items different labels" in caplog.text
 
 

@@ -77,7 +77,9 @@ def test_pair_rows_encode_with_truncation_flags_and_pad_into_a_batch(tokenizer):
     features = [{"id": rows["id"][i], **{k: v[i] for k, v in encoded.items() if k != "truncated"}} for i in range(4)]
     batch = kind.collator(tokenizer)(features)
     assert batch["input_ids"].shape == (4, 34) and batch["id"].tolist() == rows["id"]
-    assert kind.auto_model().__name__ == "AutoModelForSequenceClassification" and kind.supports_generalized
+    assert kind.auto_model().__name__ == "AutoModelForSequenceClassification"
+    assert kind.extra_test_sets(task, generalized=True, languages=None).languages == list(task.languages)
+    assert kind.extra_test_sets(task, generalized=False, languages=None) is None
 
 
 def test_choice_rows_encode_one_pair_per_choice_and_pad_to_batch_by_choices(tokenizer):
@@ -91,7 +93,9 @@ def test_choice_rows_encode_one_pair_per_choice_and_pad_to_batch_by_choices(toke
     batch = kind.collator(tokenizer)(features)
     assert batch["input_ids"].shape[:2] == (2, 2) and batch["attention_mask"].shape == batch["input_ids"].shape
     assert batch["labels"].tolist() == [1, 1] and batch["id"].tolist() == [0, 1]
-    assert kind.auto_model().__name__ == "AutoModelForMultipleChoice" and not kind.supports_generalized
+    assert kind.auto_model().__name__ == "AutoModelForMultipleChoice"
+    with pytest.raises(XrobustError, match="eval.generalized needs a pair task"):
+        kind.extra_test_sets(task, generalized=True, languages=None)
 
 
 def test_the_metric_is_micro_accuracy_over_label_indices():

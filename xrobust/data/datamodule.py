@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -16,7 +15,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from xrobust.data.packing import packing_collator
-from xrobust.data.parallel import parallel_mismatch
 from xrobust.data.resumable import ResumableLoader
 from xrobust.data.sampling import EpochShuffleSampler, LengthGroupedSampler, LengthSortedSampler
 from xrobust.data.sources import make_source
@@ -25,8 +23,6 @@ from xrobust.data.tokenize import MODEL_COLUMNS, tokenize_split
 from xrobust.errors import XrobustError
 from xrobust.kinds.base import CLASSIFIER
 from xrobust.models.hub import load_tokenizer
-
-log = logging.getLogger(__name__)
 
 TextTransform = Callable[[dict], dict]
 
@@ -81,9 +77,8 @@ class TransferDataModule(pl.LightningDataModule):
         self.train_text_transform = train_text_transform
         # False for an intermediate training stage: it is fitted and selected, never tested.
         self.with_test_sets = with_test_sets
-        if generalized and not self.kind.supports_generalized:
-            raise XrobustError(f"eval.generalized needs a pair task; task '{task.name}' is of kind {task.kind}")
-        self.generalized_languages = list(generalized_languages or task.languages) if generalized else []
+        # The test sets the kind builds beside the per-language ones (a pair task's eval.generalized mixed pairs).
+        self.extra_tests = self.kind.extra_test_sets(task, generalized, generalized_languages)
         self.group_by_length = group_by_length
         self.length_group_batches = length_group_batches
         self.sort_eval_by_length = sort_eval_by_length
@@ -99,8 +94,6 @@ class TransferDataModule(pl.LightningDataModule):
         self.train_loader: ResumableLoader | None = None
         self.loader_state: dict | None = None  # from a checkpoint, for the next training loader
         self.prepared = False  # prepare_data ran in this process
-        # Mixed pair -> items left out because the two languages label them differently (see _mixed_pairs).
-        self.generalized_excluded: dict[str, int] = {}
         self.raw_test_sets: dict[str, datasets.Dataset] = {}
         self.selection_source = ""
         self.source_description = ""
@@ -109,7 +102,7 @@ class TransferDataModule(pl.LightningDataModule):
 
     @property
     def test_names(self) -> list[str]:
-        """One name per test loader: a language, or `A_B` for a generalized pair (sentence 1 in A, 2 in B)."""
+        """One name per test loader: a language, or an extra test set's (`A_B` for a generalized pair)."""
         return list(self.test_sets)
 
     def prepare_data(self) -> None:
@@ -150,66 +143,12 @@ class TransferDataModule(pl.LightningDataModule):
         self.raw_test_sets = {lang: source.load(self.splits["test"], lang) for lang in test_languages}
         for lang, rows in self.raw_test_sets.items():
             _check_unique_ids(rows, f"{self.splits['test']}-{lang}")
-        for first in self.generalized_languages:
-            for second in self.generalized_languages:
-                if first != second:
-                    self.raw_test_sets[f"{first}_{second}"] = self._mixed_pairs(first, second)
+        if self.extra_tests is not None:
+            self.raw_test_sets |= self.extra_tests.build(self.raw_test_sets, self.task, self.splits["test"])
         self.train_rows = train_rows
         self.train_set = self._tokenize(train_rows)
         self.val_set = self._tokenize(dev_rows)
         self.test_sets = {lang: self._tokenize(rows) for lang, rows in self.raw_test_sets.items()}
-
-    def _mixed_pairs(self, first: str, second: str) -> datasets.Dataset:
-        """Line i of test-first paired with line i of test-second: only meaningful for parallel sets.
-
-        PAWS-X's translations were labelled again, so a few items carry another label in another language; such
-        an item has no single gold label as a mixed pair, so it is left out of that pair, counted in
-        `generalized_excluded` (results.json) and logged.
-        """
-        for lang in (first, second):
-            self.task.check_language(lang)
-        a, b = self.raw_test_sets[first], self.raw_test_sets[second]
-        text_a, text_b = self.task.text_fields
-        mismatch = (
-            "different item ids"
-            if a["id"] != b["id"]
-            else parallel_mismatch(
-                a["label"],
-                b["label"],
-                [f"{x} {y}" for x, y in zip(a[text_a], a[text_b], strict=True)],
-                [f"{x} {y}" for x, y in zip(b[text_a], b[text_b], strict=True)],
-            )
-        )
-        if mismatch:
-            raise XrobustError(
-                f"eval.generalized needs parallel test sets (line i of every file a translation of one item), but "
-                f"{self.splits['test']}-{first} and {self.splits['test']}-{second} hold different items: {mismatch}"
-            )
-        agree = [i for i, (x, y) in enumerate(zip(a["label"], b["label"], strict=True)) if x == y]
-        if len(agree) < len(a):
-            excluded = len(a) - len(agree)
-            self.generalized_excluded[f"{first}_{second}"] = excluded
-            log.warning(
-                "eval.generalized: %s-%s and %s-%s give %d of %d items different labels; pair %s_%s leaves them out",
-                self.splits["test"],
-                first,
-                self.splits["test"],
-                second,
-                excluded,
-                len(a),
-                first,
-                second,
-            )
-            a, b = a.select(agree), b.select(agree)
-        return datasets.Dataset.from_dict(
-            {
-                "id": a["id"],
-                text_a: a[text_a],
-                text_b: b[text_b],
-                "label": a["label"],
-                "lang": [f"{first}_{second}"] * len(a),
-            }
-        )
 
     def _tokenize(self, rows: datasets.Dataset) -> datasets.Dataset:
         tokenized = tokenize_split(rows, self.tokenizer, self.task, self.max_length, self.cache_dir, self.head)

@@ -12,10 +12,16 @@ if TYPE_CHECKING:
 
 
 class TaskFields(Protocol):
-    """The validated task fields and template look-ups a kind's validate/encode/candidates hooks use."""
+    """The validated task fields and template look-ups a kind's validate/encode/candidates/extra test set hooks use."""
+
+    @property
+    def name(self) -> str: ...
 
     @property
     def kind(self) -> str: ...
+
+    @property
+    def languages(self) -> tuple[str, ...]: ...
 
     @property
     def text_fields(self) -> tuple[str, ...]: ...
@@ -41,3 +47,5 @@ class TaskFields(Protocol):
     def prompt_template(self) -> Template: ...
 
     def label_strings(self) -> tuple[str, ...]: ...
+
+    def check_language(self, lang: str) -> None: ...

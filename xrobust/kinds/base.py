@@ -1,6 +1,7 @@
 """What a task kind decides: how rows become model inputs, how they are batched, which model and head score them,
-which metric selects the model, which metrics its test sets report and what predictions.tsv holds per item, and
-what the planner needs of it (sequences per example). One subclass per kind, in its own module of this package.
+which metric selects the model, which metrics its test sets report and what predictions.tsv holds per item, which
+test sets it adds beside the per-language ones (eval.generalized's mixed pairs), and what the planner needs of it
+(sequences per example). One subclass per kind, in its own module of this package.
 
 Under the text-to-text head (`model.head=seq2seq`) every kind encodes alike: the task's prompt template makes
 one input string per row, and the strings to rank (`candidates`: the labels' verbalizer, or a multiple-choice
@@ -12,9 +13,12 @@ from abc import ABC, abstractmethod
 from itertools import accumulate, pairwise
 from typing import TYPE_CHECKING, Any, ClassVar
 
-if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+from xrobust.errors import XrobustError
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from datasets import Dataset
     from torch import nn
     from torchmetrics import Metric
     from transformers import PreTrainedTokenizerBase
@@ -38,8 +42,6 @@ class TaskKind(ABC):
     name: ClassVar[str]
     # The transformers Auto class (a pretrained body plus a fresh task head) for families loaded whole.
     auto_model_class: ClassVar[str]
-    # eval.generalized pairs sentence 1 of one language with sentence 2 of another: only meaningful for pairs.
-    supports_generalized: ClassVar[bool] = False
     # What `score` computes from a test set's prediction rows, by name; the first is the headline number
     # (results.json `accuracy`, which the report tables), the others are written under results.json `metrics`.
     metrics: ClassVar[tuple[str, ...]] = ("accuracy",)
@@ -67,6 +69,15 @@ class TaskKind(ABC):
         """The task head over an encoder-only body (families whose checkpoint is an encoder-decoder, e.g. mT5).
 
         `labels` holds num_labels and, when known, id2label and label2id."""
+
+    def extra_test_sets(
+        self, task: TaskFields, generalized: bool, languages: Sequence[str] | None
+    ) -> ExtraTestSets | None:
+        """The test sets this kind adds beside the per-language ones for the eval options (eval.generalized over
+        `languages`, None: the task's); None when they ask for none. A kind without them refuses the option."""
+        if generalized:
+            raise XrobustError(f"eval.generalized needs a pair task; task '{task.name}' is of kind {self.name}")
+        return None
 
     def candidates(self, batch: dict, task: TaskFields) -> list[list[str]]:
         """The strings the text-to-text head ranks for each row of a batch: the labels' strings, or the row's own
@@ -128,6 +139,22 @@ class TaskKind(ABC):
         from torchmetrics.classification import MulticlassAccuracy
 
         return MulticlassAccuracy(num_classes=num_labels, average="micro")
+
+
+class ExtraTestSets(ABC):
+    """Test sets a kind builds out of the per-language ones (a pair kind's mixed-language pairs): their names and
+    rows, tested like the rest, then summarised under one results.json field rather than per language."""
+
+    # The RunResult field that holds `summary`.
+    result_field: ClassVar[str]
+
+    @abstractmethod
+    def build(self, tests: Mapping[str, Dataset], task: TaskFields, split: str) -> dict[str, Dataset]:
+        """The extra test sets by name, from the per-language test rows (`split` names their files in messages)."""
+
+    @abstractmethod
+    def summary(self, results: Mapping[str, Mapping[str, Any]], metric: str) -> dict[str, Any]:
+        """The `result_field` entry: `metric` over the extra sets, from every test set's results by name."""
 
 
 def accuracy(rows: Sequence[tuple]) -> float:

@@ -3,6 +3,7 @@ predictions.tsv, written atomically so a crash never leaves half a file (the con
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from collections import Counter
@@ -83,26 +84,6 @@ def summarize_accuracy(
     target_mean = sum(targets) / len(targets) if targets else None
     gap = english - target_mean if english is not None and target_mean is not None else None
     return english, target_mean, gap
-
-
-def generalized_summary(
-    languages: list[str],
-    results: dict[str, dict[str, Any]],
-    excluded: dict[str, int] | None = None,
-    metric: str = "accuracy",
-) -> dict[str, Any]:
-    """The A x B matrix of `metric` (sentence 1 in A, sentence 2 in B; the diagonal is the standard setting), and
-    per mixed pair the items left out because A and B label them differently."""
-    matrix = {a: {b: results[a if a == b else f"{a}_{b}"][metric] for b in languages} for a in languages}
-    cells = [acc for row in matrix.values() for acc in row.values()]
-    mixed = [matrix[a][b] for a in languages for b in languages if a != b]
-    return {
-        "languages": languages,
-        "matrix": matrix,
-        "mean": sum(cells) / len(cells),
-        "mixed_pairs_mean": sum(mixed) / len(mixed) if mixed else None,
-        "excluded_items": dict(excluded or {}),
-    }
 
 
 def format_table(results: dict[str, Any]) -> str:
@@ -228,10 +209,9 @@ def collect_results(
         last = {lang: job.last_epoch_results[lang][headline] for lang in standard}
         result.last_epoch_accuracy = last
         result.last_epoch_target_mean = summarize_accuracy(last, task.source_language)[1]
-    if datamodule.generalized_languages:
-        result.generalized = generalized_summary(
-            datamodule.generalized_languages, module.test_results, datamodule.generalized_excluded, headline
-        )
+    extra = datamodule.extra_tests  # the kind's test sets beside the per-language ones, under their own field
+    if extra is not None:
+        result = dataclasses.replace(result, **{extra.result_field: extra.summary(module.test_results, headline)})
     if module.test_perturbation is not None:
         perturbed = {lang: r[f"perturbed_{headline}"] for lang, r in standard.items()}
         result.perturbation = dict(module.test_perturbation)
