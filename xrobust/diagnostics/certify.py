@@ -134,64 +134,77 @@ def certified_accuracy(certificates: list[tuple[int, Certificate]], radius: floa
     return 100.0 * hits / len(certificates) if certificates else 0.0
 
 
-def read_out(module: TransferModule, datamodule: TransferDataModule, settings: dict[str, Any], stage: str) -> Readout:
-    """Every test language's first `items` items certified; certified accuracy at each radius per language."""
-
-    noise = module.noise
-    if not isinstance(noise, RandomPerturbation) or noise.distribution != "gaussian":
-        raise XrobustError("eval.certify needs noise=rs_rp with noise.distribution=gaussian (checked at start-up)")
-    model = module.model
+def certify_test_set(
+    module: TransferModule, datamodule: TransferDataModule, settings: dict[str, Any], name: str, index: int
+) -> tuple[list[tuple[int, Certificate]], list[dict[str, Any]]]:
+    """The first `items` items of one test set certified: (gold, certificate) per item, and certify.tsv's rows."""
+    model, noise = module.model, module.noise
     device = next(model.parameters()).device
-    sigma = noise.radius("sigma", model)
-    median = noise.perturbation.scale.median_norm
-    radii = [float(r) for r in settings["radii"]]
     collate = datamodule.kind.collator_for(datamodule.tokenizer, datamodule.head)
     num_labels = len(datamodule.task.label_names)
+    certificates, rows = [], []
+    for position, item in enumerate(selected_items(datamodule.test_sets[name], settings["items"])):
+        batch = collate([item])
+        item_id, gold = int(batch.pop("id")[0]), int(batch.pop("labels")[0])
+        inputs = {k: v.to(device) for k, v in batch.items()}
+        # The noise's own seeding of a test batch, per (test set, item): an item's draws do not depend on which
+        # items were certified before it.
+        generator = noise.perturbation.test_batch_generator(device, index, position)
+        found = certify_item(model, noise, inputs, settings, generator, num_labels)
+        certificates.append((gold, found))
+        rows.append(
+            {
+                "language": name,
+                "id": item_id,
+                "gold": gold,
+                "pred": found.pred,
+                "p_lower": round(found.p_lower, 6),
+                "radius": round(found.radius, 6),
+                "correct": int(found.pred == gold),
+            }
+        )
+    return certificates, rows
+
+
+def read_out(module: TransferModule, datamodule: TransferDataModule, settings: dict[str, Any], stage: str) -> Readout:
+    """Every test set's first `items` items certified; certified accuracy at each radius per test set."""
+    noise, model = module.noise, module.model
+    if not isinstance(noise, RandomPerturbation) or noise.distribution != "gaussian":
+        raise XrobustError("eval.certify needs noise=rs_rp with noise.distribution=gaussian (checked at start-up)")
+    if noise.perturbation.scale is None:  # eps_scale=absolute never needed it; the relative radii do
+        noise.perturbation.measure(model)
+    sigma, median = noise.radius("sigma", model), noise.perturbation.scale.median_norm
+    radii = [float(r) for r in settings["radii"]]
     rows, per_language = [], {}
-    for index, (language, tested) in enumerate(datamodule.test_sets.items()):
-        certificates = []
-        for position, item in enumerate(selected_items(tested, settings["items"])):
-            batch = collate([item])
-            item_id, gold = int(batch.pop("id")[0]), int(batch.pop("labels")[0])
-            inputs = {k: v.to(device) for k, v in batch.items()}
-            # The noise's own seeding of a test batch, per (test set, item): an item's draws do not depend on
-            # which items were certified before it.
-            generator = noise.perturbation.test_batch_generator(device, index, position)
-            certificate = certify_item(model, noise, inputs, settings, generator, num_labels)
-            certificates.append((gold, certificate))
-            correct = int(certificate.pred == gold)
-            rows.append(
-                {
-                    "language": language,
-                    "id": item_id,
-                    "gold": gold,
-                    "pred": certificate.pred,
-                    "p_lower": round(certificate.p_lower, 6),
-                    "radius": round(certificate.radius, 6),
-                    "correct": correct,
-                }
-            )
+    for index, name in enumerate(datamodule.test_sets):
+        certificates, found_rows = certify_test_set(module, datamodule, settings, name, index)
+        rows += found_rows
         abstained = sum(c.pred == ABSTAIN for _, c in certificates)
-        per_language[language] = {
+        per_language[name] = {
             "items": len(certificates),
             "abstained": abstained / len(certificates) if certificates else 0.0,
             "certified_accuracy": {str(r): certified_accuracy(certificates, r * median) for r in radii},
         }
     tokens = (
-        "every real token (special tokens included)" if noise.perturb_special_tokens else "every real non-special token"
+        "every real (non-padding) token, special ones included"
+        if noise.perturb_special_tokens
+        else "every real (non-padding) token but the special ones (CLS, SEP, ...)"
     )
+    max_radius = sigma * float(norm.ppf(settings["alpha"] ** (1 / settings["n"])))
     summary = {
         "covers": COVERS.format(tokens=tokens, sigma=sigma, median=median),
         "sigma": sigma,
-        "sigma_relative": noise.perturbation.measured().get("sigma_relative"),
+        "sigma_relative": noise.perturbation.measured()["sigma_relative"],
         "median_embedding_norm": median,
         "n0": settings["n0"],
         "n": settings["n"],
         "alpha": settings["alpha"],
         "radii": radii,
         "radii_absolute": [r * median for r in radii],
-        "radius_scale": "relative to the median token-embedding L2 norm (radii_absolute: embedding units)",
-        "max_radius": sigma * float(norm.ppf(settings["alpha"] ** (1 / settings["n"]))),
+        "radius_scale": "radii relative to the median token-embedding L2 norm; radii_absolute in embedding units",
+        # All n draws for the class: the largest radius any item can get at these n and alpha.
+        "max_radius": max_radius,
+        "max_radius_relative": max_radius / median,
         "per_language": per_language,
     }
     return Readout(summary=summary, rows=rows)
