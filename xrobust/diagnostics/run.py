@@ -70,13 +70,14 @@ def _run(
         return {}
     if trainer is not None:
         module.to(trainer.strategy.root_device)  # Lightning's teardown after test moved it back to the CPU
-    context = trainer.precision_plugin.test_step_context() if trainer is not None else nullcontext()
     training = module.training
     module.eval()
     found = {}
     try:
         for name in names:
             started = time.perf_counter()
+            # A fresh context per read-out: test_step_context() is a generator-based context manager, used once.
+            context = trainer.precision_plugin.test_step_context() if trainer is not None else nullcontext()
             with torch.no_grad(), context:
                 readout = DIAGNOSTICS[name](module, datamodule, settings(eval_cfg, name), stage)
             readout.seconds = time.perf_counter() - started
