@@ -27,11 +27,10 @@ CPU: within 10% for none, adv and rs_rp num_samples=2).
 from __future__ import annotations
 
 from xrobust.plan.inventory import Inventory
+from xrobust.plan.precision import HALF, HALF_TRUE
 from xrobust.plan.seq2seq import decoder_activation_bytes
 from xrobust.plan.setup import Setup
 
-HALF = ("bf16-mixed", "16-mixed", "bf16", "16", "bf16-true", "16-true")
-HALF_TRUE = ("bf16-true", "16-true", "bf16", "16")
 FLASH_KERNELS = ("sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
 
 

@@ -18,6 +18,7 @@ from xrobust.plan.cheapest import cheapest
 from xrobust.plan.cost import job_cost
 from xrobust.plan.data import data_stats
 from xrobust.plan.gpus import gpu_of
+from xrobust.plan.options import plan_options
 from xrobust.plan.output import format_plan, format_sweep, recommended_overrides
 from xrobust.plan.search import make_plan
 from xrobust.plan.setup import setup_from_config
@@ -58,16 +59,17 @@ def plan_one(cfg: DictConfig) -> None:
         sys.exit(2)
     print(format_plan(plan, recommended_overrides(cfg.model)))
     summary = plan.summary()
+    options = plan_options(cfg)
+    gpu = gpu_of(options)
     try:
-        cost = job_cost(cfg, setup, plan.inv, data_stats(cfg), gpu_of(cfg.plan), float(cfg.plan.mfu))
+        cost = job_cost(cfg, setup, plan.inv, data_stats(cfg), gpu, options.mfu)
     except XrobustError as err:
         print(f"  cost        not planned: {err}")
     else:
         summary["cost"] = asdict(cost)
-        gpu = gpu_of(cfg.plan)
         print(
             f"  cost        {cost.optimizer_steps:,} steps, {cost.train_tokens:.3g} training tokens, "
-            f"{cost.flops:.3g} FLOPs -> {cost.gpu_hours:.3g} GPU-hours on {gpu.name} at MFU {cfg.plan.mfu:g}"
+            f"{cost.flops:.3g} FLOPs -> {cost.gpu_hours:.3g} GPU-hours on {gpu.name} at MFU {options.mfu:g}"
             + (" (at most: callbacks=early_stopping may stop sooner)" if stops_early(cfg) else "")
         )
         best = cheapest(setup, cost_of) if cost_of else None
@@ -76,8 +78,8 @@ def plan_one(cfg: DictConfig) -> None:
                 f"  cheapest    the same training that fits: {' '.join(best.overrides)} -> {best.total_gib:.1f} GiB, "
                 f"{best.gpu_hours:.3g} GPU-hours"
             )
-    if cfg.plan.get("json"):
-        Path(cfg.plan.json).write_text(json.dumps(summary, indent=2) + "\n")
+    if options.json:
+        Path(options.json).write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def sweep_summary(sweep: SweepPlan) -> dict:

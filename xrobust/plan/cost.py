@@ -27,6 +27,7 @@ from xrobust.plan.gpus import Gpu
 from xrobust.plan.inventory import Inventory
 from xrobust.plan.seq2seq import parameter_tokens
 from xrobust.plan.setup import Setup
+from xrobust.plan.strategies import memory_model
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def job_cost(cfg: DictConfig, setup: Setup, inv: Inventory, stats: DataStats, gp
     dev_items = _limited(stats.dev_examples, eval_batch, trainer.limit_val_batches)
     eval_tokens = validations * dev_items * stats.dev_tokens
     eval_work = validations * dev_items * parameter_tokens(setup, inv, stats.dev_tokens)[0]
-    test_runs = 2 if cfg.get("eval", {}).get("perturbed") else 1  # the perturbed read-out: one more forward
+    test_runs = 2 if cfg.eval.perturbed else 1  # the perturbed read-out: one more forward
     for name, items in stats.test_examples.items():
         tested = test_runs * _limited(items, eval_batch, trainer.limit_test_batches)
         eval_tokens += tested * stats.test_tokens[name]
@@ -160,8 +161,7 @@ def communication_bytes(setup: Setup, inv: Inventory) -> tuple[float, float]:
         return 0.0, 0.0
     ring = (world - 1) / world
     passes = setup.noise_passes
-    sharded = (setup.strategy == "fsdp" and setup.sharding != "NO_SHARD") or setup.sharding == "stage_3"
-    if sharded:
+    if memory_model(setup).shards(setup):
         gathers = passes.forward + passes.input_backward + passes.backward
         return (gathers * 2 * inv.total + passes.backward * 4 * inv.trainable) * ring, 0.0
     return 0.0, 2 * 4 * inv.trainable * ring

@@ -19,6 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from xrobust.data.task import TaskSpec
 from xrobust.errors import XrobustError
+from xrobust.kinds.base import CLASSIFIER
+from xrobust.plan.options import plan_options
+from xrobust.plan.task_sizes import recorded_sizes
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class DataStats:
 
 def data_stats(cfg: DictConfig) -> DataStats:
     """Measured from the job's own files when it reads local ones; else the recorded figures of its Hub task."""
-    if cfg.data.get("local_dir") or cfg.task.get("packaged"):
+    if cfg.data.local_dir or cfg.task.packaged:
         return measured_stats(cfg)
     return recorded_stats(cfg)
 
@@ -50,51 +53,35 @@ def recorded_stats(cfg: DictConfig) -> DataStats:
     cut at 128), cut again at data.max_length, times the task kind's sequences per example; training tokens times
     plan.padding (of the run's batching)."""
     task = TaskSpec.from_config(cfg.task)
-    table = recorded_sizes(cfg.task)
+    data = cfg.data
+    sizes = recorded_sizes(task)
     choices = task.task_kind.sequences_per_example(task)
-    cap = int(cfg.data.max_length)
-    tokens = table.get("tokens") or {}
-    languages = [str(lang) for lang in cfg.task.languages]
-    sizes = table.get("test_sizes") or {}
-    test_examples = {lang: int(sizes.get(lang, table.test)) for lang in languages}
-    test_means = tokens.get("test") or {}
+    cap = data.max_length
+    tokens = sizes.tokens
+    test_examples = {lang: int(sizes.test_sizes.get(lang, sizes.test)) for lang in task.languages}
+    test_means = tokens.test or {}
 
     def per_example(mean: float | None) -> float:
         return choices * min(float(mean), cap) if mean is not None else choices * cap  # unknown: at most max_length
 
-    test_tokens = {lang: per_example(test_means.get(lang)) for lang in languages}
-    if cfg.data.get("generalized"):  # sentence 1 in language A, sentence 2 in B: every ordered pair
-        mixed = [str(lang) for lang in (cfg.data.get("generalized_languages") or languages)]
+    test_tokens = {lang: per_example(test_means.get(lang)) for lang in task.languages}
+    if data.generalized:  # sentence 1 in language A, sentence 2 in B: every ordered pair
+        mixed = [str(lang) for lang in (data.generalized_languages or task.languages)]
         for first in mixed:
             for second in (lang for lang in mixed if lang != first):
                 test_examples[f"{first}_{second}"] = min(test_examples[first], test_examples[second])
                 test_tokens[f"{first}_{second}"] = (test_tokens[first] + test_tokens[second]) / 2
-    batching = "packed" if packs(cfg) else "length_grouped" if cfg.data.group_by_length else "shuffled"
-    padding = float(cfg.plan.padding[batching])
+    batching = "packed" if packs(cfg) else "length_grouped" if data.group_by_length else "shuffled"
+    padding = getattr(plan_options(cfg).padding, batching)
     return DataStats(
-        source=f"task.sizes of {task.name} ({table.get('source') or 'no source given'})",
-        train_examples=int(table.train),
-        dev_examples=int(table.dev),
+        source=f"task.sizes of {task.name} ({sizes.source or 'no source given'})",
+        train_examples=sizes.train,
+        dev_examples=sizes.dev,
         test_examples=test_examples,
-        train_tokens=per_example(tokens.get("train")) * padding,
-        dev_tokens=per_example(tokens.get("dev")),
+        train_tokens=per_example(tokens.train) * padding,
+        dev_tokens=per_example(tokens.dev),
         test_tokens=test_tokens,
     )
-
-
-def recorded_sizes(task: DictConfig) -> DictConfig:
-    """The task's `sizes` node with its example counts; one XrobustError line naming the task YAML key otherwise."""
-    name, sizes = str(task.name), task.get("sizes")
-    if sizes is None:
-        raise XrobustError(
-            f"xrobust-plan has no figures for task {name!r}: add task.sizes (examples and mean tokens of its splits, "
-            f"as conf/task/xnli.yaml has them) to conf/task/{name}.yaml, or point data.local_dir at its files to "
-            "measure them"
-        )
-    missing = [key for key in ("train", "dev", "test") if sizes.get(key) is None]
-    if missing:
-        raise XrobustError(f"task {name!r}: task.sizes.{missing[0]} is missing (examples in that split)")
-    return sizes
 
 
 def measured_stats(cfg: DictConfig) -> DataStats:
@@ -134,13 +121,13 @@ def measured_stats(cfg: DictConfig) -> DataStats:
 def packs(cfg: DictConfig) -> bool:
     """data.packing=true: examples end to end, unpadded; refused, as training refuses it (xrobust/models/packing.py),
     on a model type that does not declare it or on the text-to-text head."""
-    if not cfg.data.get("packing"):
+    if not cfg.data.packing:
         return False
     from xrobust.models.model_types import model_type_record
 
     model_type = model_type_of(cfg.model)
     record = model_type_record(model_type) if model_type else None
-    if record is None or not record.packing or str(cfg.model.get("head") or "classifier") != "classifier":
+    if record is None or not record.packing or str(cfg.model.head) != CLASSIFIER:
         raise XrobustError(
             f"data.packing=true: {cfg.model.name} ({model_type}, model.head={cfg.model.head}) does not "
             "support packed batches"
@@ -152,7 +139,7 @@ def model_type_of(model: DictConfig) -> str | None:
     """config.json's model_type: the shipped architecture's, or a local checkpoint's."""
     from xrobust.models.loading import architecture_path
 
-    if model.get("architecture"):
+    if model.architecture:
         path = architecture_path(str(model.architecture))
     else:
         path = Path(str(model.pretrained)).expanduser() / "config.json"
@@ -173,7 +160,7 @@ def padded_mean(lengths: Sequence[int], order: Sequence[int], batch_size: int) -
 
 
 def _longest_first(lengths: Sequence[int], data: DictConfig) -> list[int]:
-    if data.get("sort_eval_by_length", False):
+    if data.sort_eval_by_length:
         return sorted(range(len(lengths)), key=lambda i: -lengths[i])
     return list(range(len(lengths)))
 
@@ -187,7 +174,7 @@ def tokenizer_for(model: DictConfig) -> tuple[str, str | None]:
     from xrobust.models.embedded import embedded_model_dir
     from xrobust.models.loading import resolve_pretrained
 
-    if model.get("embedded"):
+    if model.embedded:
         return resolve_pretrained(model), None
     local = Path(str(model.pretrained)).expanduser()
     if (local / "tokenizer_config.json").is_file():

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from omegaconf import DictConfig
 
 from xrobust.errors import XrobustError
+from xrobust.plan.options import PlanOptions
 
 
 @dataclass(frozen=True)
@@ -34,13 +35,13 @@ GPUS = MappingProxyType(
 )
 
 
-def gpu_of(plan: DictConfig) -> Gpu:
+def gpu_of(plan: PlanOptions | DictConfig) -> Gpu:
     """plan.gpu, with plan.peak_tflops (e.g. a CPU's measured rate) replacing the sheet's peak when set."""
-    name = str(plan.get("gpu") or "h100").lower()
+    name = str(plan.gpu).lower()
     if name not in GPUS:
         raise XrobustError(f"plan.gpu={name!r}: expected one of {', '.join(GPUS)}")
     gpu = GPUS[name]
-    if plan.get("peak_tflops"):
+    if plan.peak_tflops:
         peak = float(plan.peak_tflops)
         return replace(gpu, name=f"{gpu.name} at {peak:g} TFLOP/s (plan.peak_tflops)", peak_flops=peak * 1e12)
     return gpu

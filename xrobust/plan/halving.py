@@ -13,9 +13,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from xrobust.errors import XrobustError
+from xrobust.plan.options import argument
 from xrobust.sweep.halving import by_cell, check_rule, override_key, points, rung_epochs, value_key
 
 BASIC, HALVING = "BasicSweeper", "HalvingSweeper"
@@ -31,13 +33,16 @@ class HalvingRule:
 
 def halving_rule(sweeper: DictConfig) -> HalvingRule | None:
     """The halving sweeper's rule (None: Hydra's basic sweeper); one error line for any other sweeper."""
-    target = str(sweeper.get("_target_", ""))
+    target = str(sweeper._target_)
     if target.endswith(BASIC):
         return None
     if not target.endswith(HALVING):
         raise XrobustError(f"xrobust-plan -m plans Hydra's basic sweeper and hydra/sweeper=halving, not {target}")
-    check_rule(sweeper.get("rung_epochs"), sweeper.get("eta"))
-    return HalvingRule(str(sweeper.key), str(sweeper.seed_key), int(sweeper.rung_epochs), int(sweeper.eta))
+    names, sweeper_class = ("key", "seed_key", "rung_epochs", "eta"), get_class(target)
+    given = {name: sweeper[name] for name in names if name in sweeper}  # what the HalvingSweeper is called with
+    key, seed_key, rung_epochs, eta = (argument(given, name, sweeper_class) for name in names)
+    check_rule(rung_epochs, eta)
+    return HalvingRule(str(key), str(seed_key), int(rung_epochs), int(eta))
 
 
 def planned_stops(rule: HalvingRule, jobs: list[list[str]], max_epochs: int | None) -> list[int | None]:

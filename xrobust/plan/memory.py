@@ -1,5 +1,5 @@
-"""Memory per device of one training step: model states by strategy and precision, the step's activations
-(xrobust/plan/activations.py), a fixed reserve, and the verdict.
+"""Memory per device of one training step: model states by strategy and precision (one memory model per strategy,
+xrobust/plan/strategies.py), the step's activations (xrobust/plan/activations.py), a fixed reserve, and the verdict.
 
 P = all parameters, T = trainable, N = shards; "bf16" stands for either 16-bit type.
 
@@ -27,19 +27,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from xrobust.plan.activations import HALF, HALF_TRUE, activation_bytes
+from xrobust.plan.activations import activation_bytes
 from xrobust.plan.inventory import Inventory, inventory
+from xrobust.plan.precision import HALF_TRUE
 from xrobust.plan.setup import GIB, Setup
-
-MIXED = ("bf16-mixed", "16-mixed", "bf16", "16")
-
-
-def fmt_count(n: float) -> str:
-    """1.23B, 456M, 7.8k: parameter counts in the notes and tables."""
-    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= size:
-            return f"{n / size:.3g}{unit}"
-    return str(int(n))
+from xrobust.plan.strategies import memory_model
 
 
 @dataclass
@@ -96,72 +88,8 @@ def estimate(setup: Setup) -> Plan:
     inv = inventory(setup)
     P, T = inv.total, inv.trainable
     half_true = setup.precision in HALF_TRUE
-    mixed = setup.precision in MIXED
-    dp = 2 if setup.precision in HALF else 4  # bytes of a gathered / working weight
-    world = setup.world
-    parts: dict[str, float] = {}
-    notes: dict[str, str] = {}
-    layer_weights = inv.largest_layer  # the text-to-text head's decoder layers are the larger ones
-
-    if setup.strategy == "deepspeed":
-        stage = int(setup.sharding.rsplit("_", 1)[-1])
-        n_opt = world
-        n_grad = world if stage >= 2 else 1
-        n_par = world if stage >= 3 else 1
-        w = 2 if (mixed or half_true) else 4
-        parts["weights"] = P * w / n_par
-        notes["weights"] = f"{w} B x {fmt_count(P)}" + (f" / {n_par} shards" if n_par > 1 else "")
-        gathered = dp * (inv.root_params + 2 * layer_weights) if stage >= 3 else 0
-        parts["working copies"] = gathered
-        notes["working copies"] = "gathered 16-bit root unit + 2 layers" if gathered else "none (weights are 16-bit)"
-        buckets = 2 * 2e8 * 2
-        parts["gradients"] = T * 4 / n_grad + buckets
-        notes["gradients"] = f"fp32 4 B x {fmt_count(T)}" + (f" / {n_grad}" if n_grad > 1 else "") + " + buckets"
-        opt = 12 if mixed else 8
-        parts["optimizer"] = T * opt / n_opt
-        notes["optimizer"] = f"{'fp32 master 4 B + ' if mixed else ''}AdamW moments 8 B x {fmt_count(T)}" + (
-            f" / {n_opt}" if n_opt > 1 else ""
-        )
-    else:
-        sharded = setup.strategy == "fsdp" and setup.sharding != "NO_SHARD"
-        n = (setup.devices if setup.sharding == "HYBRID_SHARD" else world) if sharded else 1
-        w = 2 if half_true else 4
-        g = 2 if half_true else 4
-        m = 4 if half_true else 8
-        parts["weights"] = P * w / n
-        notes["weights"] = (
-            f"{'16-bit' if half_true else 'fp32'} {w} B x {fmt_count(P)}"
-            + (" (the fp32 master copy)" if mixed else "")
-            + (f" / {n} shards" if n > 1 else "")
-        )
-        if sharded and setup.sharding == "SHARD_GRAD_OP":
-            parts["working copies"] = dp * P
-            notes["working copies"] = f"{dp} B gathered weights held for the step (SHARD_GRAD_OP)"
-        elif sharded:
-            parts["working copies"] = dp * (inv.root_params + 2 * layer_weights)
-            notes["working copies"] = (
-                f"gathered {dp} B units: root {fmt_count(inv.root_params)} + 2 layers x {fmt_count(layer_weights)}"
-            )
-        elif mixed:
-            matmul = P - inv.embeddings
-            held = layer_weights + (inv.root_params - inv.embeddings) if setup.checkpointing else matmul
-            parts["working copies"] = 2 * held
-            notes["working copies"] = "autocast bf16 casts saved for the backward: " + (
-                "1 layer (recomputed under checkpointing)" if setup.checkpointing else "every matmul weight"
-            )
-        else:
-            parts["working copies"] = 0
-            notes["working copies"] = "none"
-        parts["gradients"] = T * g / n
-        notes["gradients"] = f"{g} B x {fmt_count(T)}" + (f" / {n}" if n > 1 else "")
-        if sharded:
-            parts["gradients"] += dp * (2 * inv.largest_layer_trainable + max(inv.root_trainable, 0))
-            notes["gradients"] += " + unsharded grads of root + 2 layers"
-        if setup.strategy == "ddp" and not setup.bucket_view:
-            parts["gradients"] += T * g
-            notes["gradients"] += " + DDP bucket copy"
-        parts["optimizer"] = T * m / n
-        notes["optimizer"] = f"AdamW exp_avg + exp_avg_sq {m} B x {fmt_count(T)}" + (f" / {n}" if n > 1 else "")
+    strategy = memory_model(setup)
+    parts, notes = strategy.states(setup, inv)
 
     with_ckpt = activation_bytes(setup, inv, True)
     without = activation_bytes(setup, inv, False)
@@ -186,7 +114,7 @@ def estimate(setup: Setup) -> Plan:
     host = 4 * (P + (setup.devices - 1) * others) / GIB
     # lightning_fabric's _atomic_save torch.saves the whole checkpoint (weights + optimizer state) into a BytesIO
     # before writing it; FSDP's sharded checkpoints and DeepSpeed write per-rank shards instead.
-    full_save = setup.strategy in ("single", "ddp") or (setup.strategy == "fsdp" and setup.sharding == "NO_SHARD")
+    full_save = strategy.buffers_checkpoint(setup)
     opt_bytes = 4 if half_true else 8
     checkpoint = (P * (2 if half_true else 4) + T * opt_bytes) / GIB if full_save else 0.0
     return Plan(

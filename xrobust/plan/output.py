@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 from xrobust.plan.cheapest import cheapest_for_all
 from xrobust.plan.memory import Plan
 from xrobust.plan.setup import GIB
+from xrobust.plan.strategies import memory_model
 
 
 def recommended_overrides(model_cfg) -> str | None:
@@ -36,12 +37,7 @@ def recommended_overrides(model_cfg) -> str | None:
 def format_plan(plan: Plan, recommended: str | None = None) -> str:
     s, inv = plan.setup, plan.inv
     where = "GPU" if s.accelerator == "gpu" else "CPU"
-    if s.strategy == "fsdp":
-        strategy = f"FSDP {s.sharding}"
-    elif s.strategy == "deepspeed":
-        strategy = f"DeepSpeed ZeRO {s.sharding.replace('_', ' ')}"
-    else:
-        strategy = {"single": "single device", "ddp": "DDP"}[s.strategy]
+    strategy = memory_model(s).describe(s)
     frozen = inv.total - inv.trainable
     method = "LoRA " + f"r={s.finetune.get('rank')}" if s.method == "lora" else "full fine-tuning"
     lines = [

@@ -17,6 +17,7 @@ from xrobust.errors import XrobustError
 from xrobust.plan.cheapest import CostOf, same_training
 from xrobust.plan.memory import Plan, estimate
 from xrobust.plan.setup import Setup, setup_from_config
+from xrobust.plan.strategies import memory_model
 
 DEVICE_STEPS = (2, 4, 8, 16, 32, 64, 128)
 
@@ -41,9 +42,7 @@ def candidates(setup: Setup) -> list[tuple[float, str, list[str], Setup]]:
                 )
             )
         k *= 2
-    shards = (setup.strategy == "fsdp" and setup.sharding != "NO_SHARD") or (
-        setup.strategy == "deepspeed" and setup.sharding == "stage_3"
-    )
+    shards = memory_model(setup).shards(setup)
     if setup.accelerator != "cpu":
         if setup.world > 1 and not shards:
             singles.append(

@@ -9,8 +9,8 @@ import string
 
 from omegaconf import DictConfig
 
-from xrobust.errors import XrobustError
-from xrobust.kinds import get_kind
+from xrobust.data.task import TaskSpec
+from xrobust.plan.task_sizes import task_sizes
 
 SEQ2SEQ = "seq2seq"
 EOS = 1  # the end-of-sequence token every candidate is scored with
@@ -22,22 +22,19 @@ def decoder_shape(cfg: DictConfig) -> tuple[int, int, int, float]:
     XLM-R's 250k-piece SentencePiece, the same granularity as mT5's); for a kind that ranks each item's own
     choices (multiple choice) they are the candidates, their length `task.sizes.choice_tokens` (null or missing:
     data.max_length, a bound)."""
-    task = cfg.task
-    template = (task.get("templates") or {}).get(task.get("template"))
-    if template is None:
-        raise XrobustError(
-            f"task.template={task.get('template')!r} names no entry of task.templates: model.head=seq2seq needs one"
-        )
-    literal = "".join(text for text, *_ in string.Formatter().parse(str(template.input)))
+    task = TaskSpec.from_config(cfg.task)
+    template = task.prompt_template()
+    literal = "".join(text for text, *_ in string.Formatter().parse(template.input))
     tokenizer = _tokenizer_path(cfg)
     prompt = _count(tokenizer, (literal,))[0]
-    if get_kind(str(task.kind)).ranks_own_choices:
-        mean = (task.get("sizes") or {}).get("choice_tokens")
+    if task.task_kind.ranks_own_choices:
+        sizes = task_sizes(task)
+        mean = sizes.choice_tokens if sizes else None
         if mean is None:  # not measured: every bound at its largest (the encoder keeps the whole pair)
-            return len(task.choice_fields), int(cfg.data.max_length) + EOS, prompt, 0.0
-        return len(task.choice_fields), round(float(mean)) + EOS, prompt, float(mean)
-    strings = template.get("verbalizer") or task.get("verbalizer") or task.label_names
-    return len(strings), max(_count(tokenizer, tuple(str(s) for s in strings))) + EOS, prompt, 0.0
+            return len(task.choice_fields), cfg.data.max_length + EOS, prompt, 0.0
+        return len(task.choice_fields), round(mean) + EOS, prompt, mean
+    strings = task.label_strings()
+    return len(strings), max(_count(tokenizer, strings)) + EOS, prompt, 0.0
 
 
 def _tokenizer_path(cfg: DictConfig) -> str:

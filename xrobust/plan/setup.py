@@ -7,15 +7,17 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.strategies import FSDPStrategy
 
 from xrobust.data.task import TaskSpec
-from xrobust.errors import XrobustError
 from xrobust.lightning.rank_zero_loading import loads_on_rank_zero
 from xrobust.noise.step_cost import StepMemory, StepPasses
 from xrobust.plan.gpus import gpu_of
+from xrobust.plan.options import plan_options
 from xrobust.plan.seq2seq_tokens import SEQ2SEQ, decoder_shape
+from xrobust.plan.strategies import Ddp, Fsdp, SingleDevice, argument, resolve_strategy
 
 GIB = 2**30
 
@@ -36,7 +38,7 @@ class Setup:
     finetune: dict
     freeze_embeddings: bool
     checkpointing: bool
-    strategy: str  # single | ddp | fsdp | deepspeed
+    strategy: str  # single | ddp | fsdp | deepspeed: its memory model (xrobust/plan/strategies.py)
     sharding: str  # fsdp: FULL_SHARD | SHARD_GRAD_OP | HYBRID_SHARD | NO_SHARD; deepspeed: stage_1/2/3
     bucket_view: bool  # DDP gradient_as_bucket_view
     accelerator: str  # gpu | cpu
@@ -73,11 +75,13 @@ class Setup:
 
 
 def setup_from_config(cfg: DictConfig) -> Setup:
-    plan = cfg.get("plan") or {}
-    trainer = cfg.trainer
-    strategy, sharding, bucket_view = parse_strategy(trainer.strategy)
+    """The job's inputs as the job reads them: the typed data, optim and task nodes (TaskSpec, its kind object),
+    the model node's keys every model file sets, the trainer's strategy resolved as Lightning resolves it, and the
+    typed plan options (xrobust/plan/options.py)."""
+    plan = plan_options(cfg)
+    trainer, model, data = cfg.trainer, cfg.model, cfg.data
+    strategy, sharding, bucket_view = resolve_strategy(trainer.strategy)
     accelerator = str(trainer.accelerator)
-    gpus_per_node = int(plan.get("gpus_per_node") or 8)
     devices = trainer.devices
     if isinstance(devices, str) and devices.lstrip("-").isdigit():
         devices = int(devices)
@@ -85,41 +89,33 @@ def setup_from_config(cfg: DictConfig) -> Setup:
         if isinstance(devices, (list, tuple)) or OmegaConf.is_list(devices):
             devices = len(devices)
         else:
-            devices = gpus_per_node if accelerator != "cpu" else 1
+            devices = plan.gpus_per_node if accelerator != "cpu" else 1
     world = devices * int(trainer.num_nodes)
-    if strategy == "single" and world > 1:
-        strategy = "ddp"  # what Lightning's "auto" picks for several devices
+    if strategy == SingleDevice.kind and world > 1:
+        strategy = Ddp.kind  # what Lightning's "auto" picks for several devices
     if accelerator == "cpu":
-        memory = plan.get("cpu_memory_gb") or host_memory_gib()
-        reserve = float(plan.get("cpu_reserve_gb", 1.0))
+        memory, reserve = plan.cpu_memory_gb or host_memory_gib(), plan.cpu_reserve_gb
     else:
-        memory = plan.get("gpu_memory_gb") or gpu_of(plan).memory_gb
-        reserve = float(plan.get("reserve_gb", 3.0))
-    seq_len = plan.get("seq_len") or cfg.data.max_length
-    num_labels = plan.get("num_labels") or len(cfg.task.label_names)
-    fsdp_ckpt = False
-    if strategy == "fsdp" and OmegaConf.is_dict(trainer.strategy):
-        policy = trainer.strategy.get("activation_checkpointing_policy")
-        fsdp_ckpt = bool(policy) and (not OmegaConf.is_dict(policy) or bool(policy.get("enabled", True)))
-    finetune = OmegaConf.to_container(cfg.finetune, resolve=True) if cfg.get("finetune") else {"method": "full"}
-    architecture = cfg.model.get("architecture")
-    noise, noise_memory, noise_passes = noise_costs(cfg)
+        memory, reserve = plan.gpu_memory_gb or gpu_of(plan).memory_gb, plan.reserve_gb
     task = TaskSpec.from_config(cfg.task)
-    head = str(cfg.model.get("head") or "classifier")
+    finetune = OmegaConf.to_container(cfg.finetune, resolve=True) if cfg.finetune else {"method": "full"}
+    noise, noise_memory, noise_passes = noise_costs(cfg)
+    head = str(model.head)
     decoder = decoder_shape(cfg) if head == SEQ2SEQ else (0, 0, 0, 0.0)
     return Setup(
-        model_name=str(cfg.model.name),
-        pretrained=str(cfg.model.pretrained) if cfg.model.get("pretrained") else None,
-        architecture=str(architecture) if architecture else None,
-        attn_implementation=cfg.model.get("attn_implementation"),
-        trust_remote_code=bool(cfg.model.get("trust_remote_code", False)),
-        num_labels=int(num_labels),
+        model_name=str(model.name),
+        pretrained=str(model.pretrained) if model.pretrained else None,
+        architecture=str(model.architecture) if model.architecture else None,
+        attn_implementation=model.attn_implementation,
+        trust_remote_code=bool(model.trust_remote_code),
+        num_labels=int(plan.num_labels or len(task.label_names)),
         task_kind=task.kind,
         # The text-to-text encoder reads an item once.
         choices=1 if head == SEQ2SEQ else task.task_kind.sequences_per_example(task),
         finetune=finetune,
-        freeze_embeddings=bool(cfg.optim.get("freeze_embeddings", False)),
-        checkpointing=bool(cfg.model.get("gradient_checkpointing", False)) or fsdp_ckpt,
+        freeze_embeddings=cfg.optim.freeze_embeddings,
+        checkpointing=bool(model.gradient_checkpointing)
+        or (strategy == Fsdp.kind and fsdp_checkpointing(trainer.strategy)),
         strategy=strategy,
         sharding=sharding,
         bucket_view=bucket_view,
@@ -127,12 +123,12 @@ def setup_from_config(cfg: DictConfig) -> Setup:
         devices=int(devices),
         num_nodes=int(trainer.num_nodes),
         precision=str(trainer.precision),
-        batch_size=int(cfg.data.batch_size),
+        batch_size=data.batch_size,
         accumulate=int(trainer.accumulate_grad_batches or 1),
-        seq_len=int(seq_len),
+        seq_len=int(plan.seq_len or data.max_length),
         memory_gib=float(memory),
         reserve_gib=reserve,
-        gpus_per_node=gpus_per_node,
+        gpus_per_node=plan.gpus_per_node,
         noise=noise,
         noise_memory=noise_memory,
         noise_passes=noise_passes,
@@ -145,6 +141,17 @@ def setup_from_config(cfg: DictConfig) -> Setup:
     )
 
 
+def fsdp_checkpointing(strategy: Any) -> bool:
+    """Whether FSDPStrategy's activation_checkpointing_policy checkpoints: a `_target_` policy (conf/trainer/fsdp.yaml:
+    transformer_layer_classes) by its `enabled` argument or that callable's default, any other by being set."""
+    if not OmegaConf.is_dict(strategy):
+        return False
+    policy = argument(OmegaConf.to_container(strategy, resolve=True), "activation_checkpointing_policy", FSDPStrategy)
+    if isinstance(policy, dict) and "_target_" in policy:
+        return bool(argument(policy, "enabled", get_object(policy["_target_"])))
+    return bool(policy)
+
+
 def noise_costs(cfg: DictConfig) -> tuple[str, StepMemory, StepPasses]:
     """The noise method's own declaration of its step's memory and passes.
 
@@ -152,40 +159,8 @@ def noise_costs(cfg: DictConfig) -> tuple[str, StepMemory, StepPasses]:
     the hyper-parameters (steps, variant, clean_weight, num_samples), which the instance holds already checked,
     and building one is cheap: no model, no data (rs_da finds its neighbours in `setup`, not here).
     """
-    if not cfg.get("noise"):
-        return "none", StepMemory(), StepPasses()
     method = instantiate(cfg.noise, _partial_=True)()
     return str(method.name), method.step_memory(), method.step_passes()
-
-
-def parse_strategy(strategy: Any) -> tuple[str, str, bool]:
-    """(kind, sharding, DDP gradient_as_bucket_view) of a Trainer `strategy` value or `_target_` node."""
-    if OmegaConf.is_dict(strategy) or isinstance(strategy, dict):
-        target = str(strategy.get("_target_", "")).rsplit(".", 1)[-1]
-        if target == "FSDPStrategy":
-            return "fsdp", str(strategy.get("sharding_strategy") or "FULL_SHARD").upper(), False
-        if target == "FSDP2Strategy":  # trainer=fsdp2: per-layer fully_shard, full sharding, the same memory model
-            return "fsdp", "FULL_SHARD", False
-        if target == "DDPStrategy":
-            return "ddp", "", bool(strategy.get("gradient_as_bucket_view", False))
-        if target == "DeepSpeedStrategy":
-            return "deepspeed", f"stage_{int(strategy.get('stage', 2))}", False
-        if target == "SingleDeviceStrategy":
-            return "single", "", False
-        raise XrobustError(f"xrobust-plan does not know trainer.strategy._target_={target!r}")
-    name = str(strategy)
-    if name == "auto":
-        return "single", "", False
-    if name.startswith("ddp"):
-        return "ddp", "", False
-    if name.startswith("fsdp"):
-        return "fsdp", "FULL_SHARD", False
-    if name.startswith("deepspeed"):
-        stage = next((c for c in name if c.isdigit()), "2")  # Lightning's plain "deepspeed" is stage 2
-        return "deepspeed", f"stage_{stage}", False
-    if name.startswith("single"):
-        return "single", "", False
-    raise XrobustError(f"xrobust-plan does not know trainer.strategy={name!r}")
 
 
 def host_memory_gib() -> float:

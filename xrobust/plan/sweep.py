@@ -26,6 +26,7 @@ from xrobust.plan.gpus import Gpu, gpu_of
 from xrobust.plan.halving import HalvingRule, halving_rule, planned_stops
 from xrobust.plan.inventory import inventory
 from xrobust.plan.memory import Plan
+from xrobust.plan.options import plan_options
 from xrobust.plan.search import make_plan
 from xrobust.plan.setup import Setup, setup_from_config
 from xrobust.sweep.expand import sweep_jobs
@@ -90,23 +91,22 @@ def plan_sweep(overrides: list[str]) -> SweepPlan:
         loader = GlobalHydra.instance().hydra.config_loader
         master, jobs = expand_sweep(overrides)
         rule = halving_rule(master.hydra.sweeper)
-        max_epochs = master.trainer.get("max_epochs")
+        max_epochs = master.trainer.max_epochs
         limit = None if max_epochs in (None, -1) else int(max_epochs)
         stops = planned_stops(rule, jobs, limit) if rule else [None] * len(jobs)
-        search = bool(master.plan.get("cheapest"))
-        planned = [plan_job(loader, master, job, stop, search) for job, stop in zip(jobs, stops, strict=True)]
+        plan = plan_options(master)
+        planned = [plan_job(loader, master, job, stop, plan.cheapest) for job, stop in zip(jobs, stops, strict=True)]
     values: dict[str, set[str]] = {}
     for job in jobs:
         for override in job:
             key, _, value = override.partition("=")
             values.setdefault(key, set()).add(value)
-    plan = master.plan
     return SweepPlan(
         jobs=planned,
         varying=[key for key, seen in values.items() if len(seen) > 1],
         gpu=gpu_of(plan),
-        mfu=float(plan.mfu),
-        gpus=int(plan.get("gpus") or plan.gpus_per_node),
+        mfu=plan.mfu,
+        gpus=plan.gpus or plan.gpus_per_node,
         halving=rule,
     )
 
@@ -132,7 +132,8 @@ def plan_job(
     run_setup = setup_from_config(runs) if runs is not cfg else setup
     try:
         stats = data_stats(runs)
-        cost = job_cost(runs, run_setup, inventory(run_setup), stats, gpu_of(runs.plan), float(runs.plan.mfu))
+        plan_of_run = plan_options(runs)
+        cost = job_cost(runs, run_setup, inventory(run_setup), stats, gpu_of(plan_of_run), plan_of_run.mfu)
     except XrobustError as err:
         return JobPlan(name, plan, None, "", f"not costed: {err}")
     options = tuple(fitting_options(setup, cost_of)) if search and cost_of else ()
@@ -146,7 +147,8 @@ def job_hours(cfg: DictConfig, setup: Setup) -> CostOf | None:
         stats = data_stats(cfg)
     except XrobustError:
         return None
-    gpu, mfu = gpu_of(cfg.plan), float(cfg.plan.mfu)
+    plan = plan_options(cfg)
+    gpu, mfu = gpu_of(plan), plan.mfu
 
     def hours(changed: Setup) -> float:
         return job_cost(cfg, changed, inventory(changed), stats, gpu, mfu).gpu_hours
@@ -159,4 +161,5 @@ def job_hours(cfg: DictConfig, setup: Setup) -> CostOf | None:
 
 
 def stops_early(cfg: DictConfig) -> bool:
-    return bool((cfg.get("callbacks") or {}).get("early_stopping"))
+    """callbacks=early_stopping: the callbacks node (named callbacks, any names) holds that one."""
+    return bool((cfg.callbacks or {}).get("early_stopping"))
