@@ -118,7 +118,7 @@ def run_hf(spec: Spec) -> dict:
             # With group_by_length the Trainer also shuffles evaluation batches (its _get_eval_sampler), and
             # predict() returns them in that order: predictions would no longer line up with the rows.
             trainer.args.train_sampling_strategy = "random"
-            collate.padded.clear()
+            collate.clear()
             started = time.perf_counter()
             logits = {lang: trainer.predict(rows).predictions for lang, rows in eval_sets.items()}
             seconds = time.perf_counter() - started

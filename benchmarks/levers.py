@@ -11,6 +11,8 @@ apart. "Dropout off" is no lever (it changes the model): it prices the dropout m
 Also: the tokenization cache (data preparation of a sweep's first job, empty cache, against its second job,
 same cache; target <= 10%), and with --accuracy-epochs E the accuracy effect of freezing the input embeddings
 (two full E-epoch trainings, frozen and trained, on every target dev example: the docs/performance.md figure is E=3).
+Packed batches (data.packing=true) get a table of their own beside the padded default, from the same runs: real
+(unpadded) tokens/s and the tokens computed per real token as well (benchmarks/packed_vs_padded.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from benchmarks import packed_vs_padded
 from benchmarks.measure import Spec
 from benchmarks.rounds import alternate, compact, fmt, machine, markdown_table, median, ratio, run_child
 from benchmarks.throughput import add_common_arguments, base_spec
@@ -41,6 +44,7 @@ LEVERS = {
     "fused AdamW": ("optim.optimizer.fused", "train", {"overrides": ["optim.optimizer.fused=false"]}),
 }
 
+PACKED = "packed batches, no padding (opt-in)"
 # Measured turned on over the defaults.
 OPT_IN = {
     "length-grouped training batches (opt-in)": (
@@ -49,6 +53,7 @@ OPT_IN = {
         {"overrides": ["data.group_by_length=true"]},
     ),
     "torch.compile (opt-in)": ("model.compile", "both", {"overrides": ["model.compile=true"], "warm_eval": True}),
+    PACKED: ("data.packing", "both", {"overrides": [packed_vs_padded.PACKING]}),
     "dropout off (not a lever: the masks' cost)": ("(every dropout p=0)", "train", {"dropout": False}),
 }
 
@@ -176,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     rows = lever_rows(results, base.precision)
     print(markdown_table([*header, "peak RSS MB"], rows))
+    print("\npacked vs padded batches, the same runs as the rows above (real tokens: padding not counted):\n")
+    print(markdown_table(packed_vs_padded.HEADER, packed_vs_padded.rows(results["defaults"], results[PACKED])))
     compiled, eager = results["torch.compile (opt-in)"], results["defaults"]
     print(
         "\ntorch.compile's compile time, apart from the rates above (round by round: inductor's on-disk cache is "
@@ -199,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         payload = {
             "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
             "levers": {row[0]: dict(zip([*header, "peak RSS MB"], row, strict=True)) for row in rows},
+            "packing": {
+                row[0]: dict(zip(packed_vs_padded.HEADER, row, strict=True))
+                for row in packed_vs_padded.rows(results["defaults"], results[PACKED])
+            },
             "tokenization_cache": cache,
             "freeze_accuracy": accuracy,
             "runs": compact(results),

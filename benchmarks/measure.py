@@ -61,6 +61,10 @@ class PaddingMeter:
         self.real.append(int(batch["attention_mask"].sum()))
         return batch
 
+    def clear(self) -> None:
+        self.padded.clear()
+        self.real.clear()
+
     def per_example(self, batches: int, examples: int) -> float | None:
         """Padded tokens per example over the first `batches` batches (a loader may fetch one ahead)."""
         return sum(self.padded[:batches]) / examples if self.padded and examples else None
@@ -132,11 +136,16 @@ def target_rows(spec: Spec, task, source) -> dict:
 
 
 def training_figures(stamps: list[float], num_examples: int, spec: Spec, meter: PaddingMeter) -> dict:
+    """Examples and real (unpadded) tokens per second over the timed steps; the meter sees no batch where
+    DataLoader workers collate them, and its figures are then None."""
     sizes = step_examples(num_examples, spec.batch_size, len(stamps))
+    real = meter.real[: len(stamps)]
     return {
         "train_examples_per_s": train_rate(stamps, sizes, spec.warmup_steps),
+        "train_real_tokens_per_s": train_rate(stamps, real, spec.warmup_steps) if len(real) == len(stamps) else None,
         "train_steps": len(stamps),
         "train_padded_per_example": meter.per_example(len(stamps), sum(sizes)),
+        "train_real_per_example": sum(real) / sum(sizes) if len(real) == len(stamps) else None,
     }
 
 
@@ -152,6 +161,8 @@ def evaluation_figures(predictions: dict, gold: dict, seconds: float, meter: Pad
         "target_mean": float(np.mean(list(accuracy.values()))) if accuracy else None,
         "eval_examples": n,
         "eval_examples_per_s": n / seconds,
+        "eval_real_tokens_per_s": sum(meter.real) / seconds if meter.real else None,
         "eval_padded_per_example": sum(meter.padded) / n if meter.padded else None,
+        "eval_real_per_example": sum(meter.real) / n if meter.real else None,
         "predictions": predictions,
     }

@@ -66,10 +66,14 @@ def run_xrobust(spec: Spec) -> dict:
         datamodule.collate = PaddingMeter(datamodule.collate)
 
     class StepClock(pl.Callback):
+        """The end of each training step; on a GPU once its kernels are done, not when they are queued."""
+
         def __init__(self):
             self.stamps: list[float] = []
 
-        def on_train_batch_end(self, *args, **kwargs):
+        def on_train_batch_end(self, trainer, pl_module, *args, **kwargs):
+            if pl_module.device.type == "cuda":
+                torch.cuda.synchronize(pl_module.device)
             self.stamps.append(time.perf_counter())
 
     clock = StepClock()
@@ -99,7 +103,7 @@ def run_xrobust(spec: Spec) -> dict:
             started = time.perf_counter()
             trainer.test(module, datamodule=datamodule, verbose=False)
             result["first_eval_s"] = time.perf_counter() - started
-        meter.padded.clear()
+        meter.clear()
         started = time.perf_counter()
         with profiled(spec.profile, result, "eval_profile"):
             trainer.test(module, datamodule=datamodule, verbose=False)

@@ -5,9 +5,9 @@ few steps on one device, under DDP, FSDP2 and FSDP1 on one rank (NCCL on a GPU; 
 precision the node resolves (bf16-mixed on Ampere and later), with fused AdamW and gradient clipping; each noise
 method trains; a run stopped by SIGTERM mid-epoch resumes to the uninterrupted run's predictions (RNG and noise
 state from the checkpoint); the selected checkpoint is reloaded for testing and results.json written. On a GPU it
-then trains a mid-size XLM-R XL-shaped model and sets its peak memory beside xrobust-plan's estimate. One line per
-check, OK or what failed; exit 1 on any failure. Without a GPU it says so and runs the CPU part (which `make test`
-runs too).
+then trains a mid-size XLM-R XL-shaped model and sets its peak memory beside xrobust-plan's estimate, and times
+packed against padded batches (data.packing=true, benchmarks/packed_vs_padded.py). One line per check, OK or what
+failed; exit 1 on any failure. Without a GPU it says so and runs the CPU part (which `make test` runs too).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +36,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import open_dict  # noqa: E402
 
+from helpers import ROOT  # noqa: E402
 from helpers.small_runs import QUIET, small_sample, varied_tiny_checkpoint  # noqa: E402
 from helpers.tiny_models import MODEL_TYPES, tiny_checkpoint  # noqa: E402
 from xrobust.config.checks import CONF_DIR  # noqa: E402
@@ -47,6 +49,8 @@ SIGTERM_AT_STEP = 3  # mid-epoch: the small sample has 8 batches of 8 per epoch
 # What a family's own model config sets beyond the defaults (conf/model/mdeberta-v3-base.yaml: no SDPA in DeBERTa-v2).
 FAMILY_OVERRIDES = {"deberta-v2": ["model.attn_implementation=eager"]}
 CALIBRATION = {"hidden_size": 1024, "num_hidden_layers": 8, "num_attention_heads": 16, "intermediate_size": 4096}
+# benchmarks/packed_vs_padded.py's size on a GPU: both runs in a minute or two (../shared/data/xnli, else the sample).
+PACKING_RUN = ["--steps", "40", "--warmup-steps", "5", "--rounds", "1", "--max-eval-examples", "200"]
 
 
 class SigtermAt(pl.Callback):
@@ -194,6 +198,18 @@ def check_memory_calibration(node: Node) -> str:
     return f"peak {measured:.2f} GiB measured, {planned:.2f} GiB planned (reserve excluded): ratio {ratio:.2f}"
 
 
+def check_packing(node: Node) -> str:
+    """Packed against padded batches on this device, side by side (examples/s, real tokens/s), by the benchmark
+    `make bench` prints on a CPU; it fails if packing lost examples or did not pack (its --check)."""
+    report = node.scratch / "packing.json"
+    command = ["-m", "benchmarks.packed_vs_padded", "--accelerator", node.accelerator, "--check", "--out", str(report)]
+    # benchmarks/ is not installed: it runs from the repository root; its output goes to this check's log
+    done = subprocess.run([sys.executable, *command, *PACKING_RUN], cwd=ROOT, check=False)
+    if done.returncode:
+        raise AssertionError(f"benchmarks.packed_vs_padded exited {done.returncode} (its output is in the log)")
+    return json.loads(report.read_text())["summary"]
+
+
 def checks(accelerator: str) -> list[tuple[str, Callable[[Node], str]]]:
     """Single-device runs first, then DDP, FSDP2 and (on a GPU) FSDP1: the one-rank process group, once up, serves
     them all. On CPU the embedded encoder (20 s a run there) trains on one device only."""
@@ -206,6 +222,7 @@ def checks(accelerator: str) -> list[tuple[str, Callable[[Node], str]]]:
         out.append((f"resume after SIGTERM {strategy}", lambda n, s=strategy: check_resume(n, s)))
     if accelerator == "gpu":
         out.append(("memory calibration (xlm-roberta-xl shape)", check_memory_calibration))
+        out.append(("packed vs padded batches (me5-small)", check_packing))
     return out
 
 

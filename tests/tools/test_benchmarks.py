@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 import pytest
 import torch
@@ -113,3 +114,13 @@ def test_grid_benchmark_runs_the_same_jobs_one_and_two_at_a_time(me5_dir, tmp_pa
     assert f"| 2 | {max(os.cpu_count() // 2, 1)} | 2 |" in capsys.readouterr().out  # two at once, half the cores each
     sweeps = json.loads(out.read_text())["sweeps"]
     assert [sorted(s["jobs"]) for s in sweeps] == [sorted(sweeps[0]["jobs"])] * 2 and len(sweeps[0]["jobs"]) == 2
+
+
+def test_packing_is_a_lever_measured_beside_the_padded_default():
+    """make bench's packed row: the default's spec with data.packing=true, trained and evaluated in the same rounds
+    (the run itself: tests/tools/test_gpu_check.py's packed-vs-padded dry run)."""
+    base = Spec(task="sample", data_dir=None, test_split="test", steps=3)
+    specs = levers.lever_specs(base)
+    packed = specs[levers.PACKED]
+    assert packed.overrides == ["data.packing=true"] and packed.steps == 3 and packed.evaluate
+    assert replace(packed, overrides=[]) == specs["defaults"]
