@@ -124,3 +124,14 @@ def test_an_item_draws_the_same_words_whatever_is_read_with_it():
         perturb.words_of(text).count(word) for text, word in zip(both["premise"], ("house", "late"), strict=True)
     )
     assert kept == 5 - sum(replaced)
+
+
+def test_the_embedding_source_finds_neighbours_for_the_target_languages(sample_job, tmp_path):
+    """code_switch's source: the tested model's nearest whole words, for the chosen items' words of every language."""
+    module, datamodule, _ = sample_job
+    given = settings(None, source="embedding", path=None, cache_dir=str(tmp_path), rate=1.0, items=2)
+    found = read(module, datamodule, **given)
+    assert found.summary["word_rule"] == "alphabetic_core" and "embedding neighbours (k=8)" in found.summary["source"]
+    assert str(tmp_path) in found.summary["source"]
+    for lang in ("en", "de", "fr", "ru"):
+        assert found.summary["per_language"][lang]["substituted_words"] > 0.2

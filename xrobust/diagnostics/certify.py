@@ -31,11 +31,11 @@ RANDOM_PERTURBATION = f"{RandomPerturbation.__module__}.{RandomPerturbation.__qu
 ABSTAIN = -1
 # What the certificate covers, in results.json (`covers`): one sentence, filled in per model.
 COVERS = (
-    "the smoothed classifier g(x) = argmax_c P(f(x + delta) = c), delta ~ N(0, sigma^2 I) added to the input "
-    "embeddings of {tokens} of the input sequence (sigma = {sigma:.6g} embedding units per coordinate), is "
-    "certified to keep its prediction under any additive change of those embeddings whose Frobenius norm (L2 over "
-    "all perturbed tokens' coordinates together) is below the item's radius, in embedding units; radii are also "
-    "given relative to the model's median token-embedding L2 norm ({median:.6g})"
+    "the smoothed classifier g(x) = argmax_c P(f(x + delta) = c), with delta ~ N(0, sigma^2 I) added to the input "
+    "sequence's token embeddings ({tokens}; sigma = {sigma:.6g} embedding units per coordinate), keeps its "
+    "prediction under any additive change of those embeddings whose Frobenius norm (L2 over all perturbed tokens' "
+    "coordinates together) is below the item's radius, in embedding units; radii are also given relative to the "
+    "model's median token-embedding L2 norm ({median:.6g})"
 )
 
 
@@ -186,9 +186,9 @@ def read_out(module: TransferModule, datamodule: TransferDataModule, settings: d
             "certified_accuracy": {str(r): certified_accuracy(certificates, r * median) for r in radii},
         }
     tokens = (
-        "every real (non-padding) token, special ones included"
+        "every real token, special ones included, padding untouched"
         if noise.perturb_special_tokens
-        else "every real (non-padding) token but the special ones (CLS, SEP, ...)"
+        else "every real token but the special ones (CLS, SEP, ...), which keep theirs, as padding does"
     )
     max_radius = sigma * float(norm.ppf(settings["alpha"] ** (1 / settings["n"])))
     summary = {

@@ -87,18 +87,23 @@ def substituted_rows(
     return out, replaced, words
 
 
-def neighbour_table(module: TransferModule, datamodule: TransferDataModule, settings: dict, fields: list[str]):
-    """The neighbours of eval.substitution.source and a description of where they came from."""
+def neighbour_table(module: TransferModule, tokenizer: Any, chosen: dict, settings: dict, fields: list[str]):
+    """The neighbours of eval.substitution.source (the embedding source's for the words of the chosen items only)
+    and a description of where they came from."""
     if settings["source"] == "file":
         path = synonym_file(settings["path"], settings["cache_dir"])
         return load_neighbour_file(path), str(path)
-    words = sorted({w for rows in datamodule.raw_test_sets.values() for w in training_words(rows, fields)})
+    words = sorted({word for rows in chosen.values() for word in training_words(rows, fields)})
     weight = module.model.get_input_embeddings().weight
     table, cache = cached_embedding_neighbours(
-        weight, datamodule.tokenizer, words, settings["k"], settings["cache_dir"], settings["chunk_size"]
+        weight, tokenizer, words, settings["k"], settings["cache_dir"], settings["chunk_size"]
     )
     where = f"embedding neighbours (k={settings['k']}) of the tested model's input embeddings"
     return table, where + (f", cached in {cache}" if cache else "")
+
+
+def percent(predicted: list[int], gold: list[int]) -> float:
+    return 100.0 * sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(gold) if gold else 0.0
 
 
 def predictions(module: TransferModule, datamodule: TransferDataModule, rows: dict[str, list]) -> list[int]:
@@ -119,29 +124,26 @@ def predictions(module: TransferModule, datamodule: TransferDataModule, rows: di
 
 def read_out(module: TransferModule, datamodule: TransferDataModule, settings: dict[str, Any], stage: str) -> Readout:
     """Accuracy under substitution and clean accuracy on each test set's first `items` items."""
-
     fields = list(datamodule.task.text_fields)
-    neighbours, source = neighbour_table(module, datamodule, settings, fields)
+    limit = settings["items"]
+    chosen = {
+        name: (raw if limit is None else raw.select(range(min(limit, len(raw))))).to_dict()
+        for name, raw in datamodule.raw_test_sets.items()
+    }
+    neighbours, source = neighbour_table(module, datamodule.tokenizer, chosen, settings, fields)
     verbatim = settings["source"] == "file"
     rows_out, per_language = [], {}
-    for test_set, raw in datamodule.raw_test_sets.items():
-        limit = settings["items"]
-        chosen = raw if limit is None else raw.select(range(min(limit, len(raw))))
-        clean = chosen.to_dict()
+    for test_set, clean in chosen.items():
         noisy, replaced, words = substituted_rows(clean, fields, neighbours, settings, test_set, verbatim)
         clean_pred = predictions(module, datamodule, clean)
-        changed = any(replaced)
-        noisy_pred = predictions(module, datamodule, noisy) if changed else clean_pred
+        noisy_pred = predictions(module, datamodule, noisy) if any(replaced) else clean_pred
         gold = clean["label"]
         for item_id, label, pred, count in zip(clean["id"], gold, noisy_pred, replaced, strict=True):
             rows_out.append({"language": test_set, "id": item_id, "gold": label, "pred": pred, "substituted": count})
-        items = len(gold)
         per_language[test_set] = {
-            "items": items,
-            "accuracy": 100.0 * sum(p == g for p, g in zip(noisy_pred, gold, strict=True)) / items if items else 0.0,
-            "clean_accuracy": 100.0 * sum(p == g for p, g in zip(clean_pred, gold, strict=True)) / items
-            if items
-            else 0.0,
+            "items": len(gold),
+            "accuracy": percent(noisy_pred, gold),
+            "clean_accuracy": percent(clean_pred, gold),
             "substituted_words": sum(replaced) / sum(words) if sum(words) else 0.0,
         }
     summary = {
