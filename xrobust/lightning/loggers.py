@@ -18,6 +18,8 @@ from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 
 from xrobust.atomic import atomic_write_text
+from xrobust.kinds.base import log_name
+from xrobust.run.run_result import HEADLINE
 
 RUN_ID_FILE = "wandb_run_id"
 
@@ -67,10 +69,11 @@ def sweep_group() -> str | None:
 
 
 def summary_metrics(results: dict[str, Any]) -> dict[str, Any]:
-    """What a dashboard charts a run by: the headline accuracies and the model's size, beside each language's."""
-    model = results["model"]
+    """What a dashboard charts a run by: the headline scores and the model's size, beside each language's, named by
+    the task kind's headline metric (results.json `metrics`' first; accuracy without it), as the test logs name it."""
+    model, metric = results["model"], next(iter(results.get("metrics") or {}), HEADLINE)
     summary = {
-        "english_accuracy": results["english_accuracy"],
+        f"english_{metric}": results["english_accuracy"],
         "target_mean": results["target_mean"],  # without the source language
         "all_language_mean": results.get("all_language_mean"),  # with it: the XTREME convention
         "transfer_gap": results["transfer_gap"],
@@ -78,7 +81,7 @@ def summary_metrics(results: dict[str, Any]) -> dict[str, Any]:
         "model/non_embedding_parameters": model["non_embedding_parameters"],
         "model/trainable_parameters": model["trainable_parameters"],
     }
-    return summary | {f"test/acc/{lang}": acc for lang, acc in results["accuracy"].items()}
+    return summary | {f"test/{log_name(metric)}/{lang}": score for lang, score in results["accuracy"].items()}
 
 
 def log_summary(logger: Logger | bool, results: dict[str, Any]) -> None:

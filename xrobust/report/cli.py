@@ -20,7 +20,7 @@ from xrobust.report.collect import Job, collect
 from xrobust.report.contrast_estimate import Options
 from xrobust.report.corrections import CORRECTIONS, HOLM
 from xrobust.report.coverage import coverage
-from xrobust.report.diff_tables import SIZE_DIFF_COLUMNS, size_diff_markdown, size_diff_rows
+from xrobust.report.diff_tables import size_diff_columns, size_diff_markdown, size_diff_rows
 from xrobust.report.formatting import write_csv
 from xrobust.report.groups import group_markdown, group_scores
 from xrobust.report.identity import MODEL, NOISE
@@ -32,11 +32,11 @@ from xrobust.report.seeds import common_seeds
 from xrobust.report.selection import SELECT_ON, select, selection_markdown
 from xrobust.report.sizes import basis_text, model_sizes, parse_pairs
 from xrobust.report.tables import (
-    TIDY_COLUMNS,
     by_task,
     contamination_notes,
     generalized_markdown,
     results_markdown,
+    tidy_columns,
     tidy_rows,
 )
 from xrobust.report.templates import template_tables
@@ -156,9 +156,9 @@ def report(args: argparse.Namespace) -> dict[str, Path]:
     table_notes += classifier_notes(jobs) + contamination_notes(jobs)
     for note in table_notes:
         print(f"xrobust-report: note: {note}", file=sys.stderr)
-    tidy = tidy_rows(jobs)
+    tidy, tidy_header = tidy_rows(jobs), tidy_columns(jobs)
     files["results_tidy"] = out / "results_tidy.csv"
-    write_csv(files["results_tidy"], tidy, TIDY_COLUMNS)
+    write_csv(files["results_tidy"], tidy, tidy_header)
     results_md = results_markdown(jobs, args.baseline)
     generalized_md = generalized_markdown(jobs, args.baseline)
     if generalized_md:
@@ -172,14 +172,15 @@ def report(args: argparse.Namespace) -> dict[str, Path]:
     files |= template_tables(jobs, out)
     groups = group_scores(jobs)
     if groups:
+        groups_md = group_markdown(groups, {job.task: job.metric for job in jobs})
         files["groups_md"] = out / "groups.md"
-        files["groups_md"].write_text(group_markdown(groups), encoding="utf-8")
-        print(group_markdown(groups))
+        files["groups_md"].write_text(groups_md, encoding="utf-8")
+        print(groups_md)
 
     comparisons, notes, basis = differences(jobs, args)
-    diff_rows = size_diff_rows(comparisons)
+    diff_rows, diff_header = size_diff_rows(comparisons), size_diff_columns(comparisons)
     files["size_diff"] = out / "size_diff.csv"
-    write_csv(files["size_diff"], diff_rows, SIZE_DIFF_COLUMNS)
+    write_csv(files["size_diff"], diff_rows, diff_header)
     diff_md = size_diff_markdown(comparisons, args.n_boot, args.level, table_notes + notes, basis)
     files["size_diff_md"] = out / "size_diff.md"
     files["size_diff_md"].write_text(diff_md, encoding="utf-8")
@@ -196,7 +197,7 @@ def report(args: argparse.Namespace) -> dict[str, Path]:
 
         run_dir = upload(
             out,
-            tables={"results_tidy": (TIDY_COLUMNS, tidy), "size_diff": (SIZE_DIFF_COLUMNS, diff_rows)},
+            tables={"results_tidy": (tidy_header, tidy), "size_diff": (diff_header, diff_rows)},
             images={"heatmap": files["heatmap"], "size_diff_plot": files["size_diff_plot"]},
             group=str(args.sweep),
             config={

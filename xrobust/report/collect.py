@@ -25,7 +25,7 @@ from xrobust.report.item_rows import (
     read_predictions,
 )
 from xrobust.run.results import PREDICTIONS_FILE, RESULTS_FILE
-from xrobust.run.run_result import RunResult
+from xrobust.run.run_result import HEADLINE, RunResult
 from xrobust.sweep.rung_record import rung_of, without_rung_keys
 
 
@@ -41,6 +41,7 @@ class Job:
     noise: str
     seed: int
     source_language: str
+    # The task kind's headline metric per language (results.json `accuracy`), named by `metric`.
     accuracy: dict[str, float]
     n_examples: dict[str, int]
     majority_class_accuracy: dict[str, float | None]
@@ -62,6 +63,8 @@ class Job:
     flat_config: dict[str, str] = field(default_factory=dict)
     # The keys beside model and noise that tell this job's setting apart in its sweep (set by collect).
     setting: dict[str, str] = field(default_factory=dict)
+    # The headline metric's name (TaskKind.metrics[0], as results.json records it): every label of the tables says it.
+    metric: str = HEADLINE
     _rows: dict[str, dict[int, Item]] | None = field(default=None, repr=False)
     _has_perturbed: bool = field(default=False, repr=False)
     _sets: dict[str, dict] = field(default_factory=dict, repr=False)
@@ -94,11 +97,10 @@ class Job:
             rows, self._has_perturbed = read_predictions(self.predictions_path)
             mixed = mixed_pair_names(self.generalized)
             standard = {name: items for name, items in rows.items() if name not in mixed}
-            check_against_results(self.predictions_path, standard, self.accuracy, self.n_examples, "correct")
+            check = (self.predictions_path, standard, self.n_examples, self.metric)
+            check_against_results(*check, self.accuracy, "correct")
             if self._has_perturbed and self.perturbed_accuracy:
-                check_against_results(
-                    self.predictions_path, standard, self.perturbed_accuracy, self.n_examples, "perturbed_correct"
-                )
+                check_against_results(*check, self.perturbed_accuracy, "perturbed_correct")
             self._rows = rows
         return self._rows
 
@@ -159,6 +161,7 @@ def parse_results(path: Path, root: Path) -> Job:
         selection_accuracy=float(selection) if _number(selection) else None,
         contamination=result.contamination,
         flat_config=settings_of(result.noise, result.config if isinstance(result.config, dict) else {}),
+        metric=result.metric_names[0],
     )
 
 
@@ -178,6 +181,19 @@ def _identity_row(job: Job) -> dict[str, str]:
     return kept | {MODEL: job.model, NOISE: job.noise}
 
 
+def task_metric(jobs: list[Job]) -> str:
+    """The one headline metric of a task's jobs; XrobustError when two jobs name different ones (a table or a
+    difference would set one metric against another)."""
+    first = jobs[0]
+    other = next((job for job in jobs if job.metric != first.metric), None)
+    if other is not None:
+        raise XrobustError(
+            f"{other.folder / RESULTS_FILE}: task {other.task}'s headline metric is {other.metric}, but "
+            f"{first.metric} in {first.folder / RESULTS_FILE}: the report never sets one metric against another"
+        )
+    return first.metric
+
+
 def collect(root: Path) -> list[Job]:
     """Every job below root, sorted by folder, each labelled by what sets it apart in its task's sweep (see
     identity.py); refuses an empty folder and two runs of one setting and seed."""
@@ -188,6 +204,8 @@ def collect(root: Path) -> list[Job]:
     if not paths:
         raise XrobustError(f"{root}: no {RESULTS_FILE} below this folder (is it a finished sweep?)")
     jobs = [parse_results(path, root) for path in paths]
+    for task in {job.task for job in jobs}:
+        task_metric([job for job in jobs if job.task == task])
     # A halving rung's results (a learning rate stopped after its first epochs, or a job still going on) label the
     # sweep's settings with the others, less the rung's own keys, but are no finished run: selection.py names the
     # stopped ones (xrobust/sweep/rung_record.py).

@@ -20,6 +20,7 @@ from xrobust.report.identity import NOISE
 from xrobust.report.item_contrasts import Grid, Term
 from xrobust.report.item_rows import GENERALIZED
 from xrobust.report.sizes import ModelSize
+from xrobust.run.run_result import HEADLINE
 
 SIZE = "size"
 NOISE_CHANGE = "noise_change"
@@ -75,6 +76,8 @@ class Comparison:
     second_size: ModelSize | None = None
     first_accuracy: dict[str, float] = field(default_factory=dict)
     second_accuracy: dict[str, float] = field(default_factory=dict)
+    # The task's headline metric (Job.metric): what first_accuracy, second_accuracy and the differences are of.
+    metric: str = HEADLINE
 
     @property
     def noise(self) -> str:
@@ -171,5 +174,6 @@ def estimate_contrast(grid: Grid, terms: list[Term], seeds: list[int], measure: 
         p_perm_adjusted=perm_adjusted,
         first_accuracy=first_accuracy,
         second_accuracy=second_accuracy,
+        metric=grid.metric,
         **fields,
     )

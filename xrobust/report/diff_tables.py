@@ -2,7 +2,8 @@
 
 Markdown: per task, measure and pair (along `model`) or per task, measure and axis (otherwise), a table of the
 contrasts with their intervals, bold where the row-adjusted p-value is below 1 - level, then the raw and
-adjusted p-values. The legend says what the interval covers.
+adjusted p-values. The legend says what the interval covers, and of which metric (the task's headline one: a
+difference is of one metric, item_contrasts.Grid refuses two).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from xrobust.report.formatting import markdown_table, p_text
 from xrobust.report.identity import MODEL
 from xrobust.report.item_rows import ACCURACY, GENERALIZED, PERTURBED
 from xrobust.report.sizes import human_params
+from xrobust.run.run_result import HEADLINE
 
 SIZE_DIFF_COLUMNS = [
     "task",
@@ -57,13 +59,22 @@ MEASURE_TITLES = {
 COLUMN_TITLES = {TARGET_MEAN: "target mean", ALL_MEAN: "all-language mean", MIXED_MEAN: "mixed-pair mean"}
 
 
+def size_diff_columns(comparisons: list[Comparison]) -> list[str]:
+    """SIZE_DIFF_COLUMNS with each side's score column per headline metric of the comparisons (larger_f1, ...);
+    each row fills its own metric's (SIZE_DIFF_COLUMNS itself when every one is accuracy)."""
+    metrics = list(dict.fromkeys(comp.metric for comp in comparisons)) or [HEADLINE]
+    named = {f"{side}_{HEADLINE}": [f"{side}_{metric}" for metric in metrics] for side in ("larger", "smaller")}
+    return [name for column in SIZE_DIFF_COLUMNS for name in named.get(column, [column])]
+
+
 def setting_text(labels: dict[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in labels.items())
 
 
 def size_diff_rows(comparisons: list[Comparison]) -> list[dict]:
     """One row per comparison x column (test set or mean); fractions, not points. `larger`/`smaller` hold the
-    first and second side of the contrast (models along --compare model, else the compared values)."""
+    first and second side of the contrast (models along --compare model, else the compared values); the standard
+    read-out's measure is the metric's name (accuracy, or the kind's headline metric)."""
     rows = []
     for comp in comparisons:
         for col in comp.columns:
@@ -86,9 +97,9 @@ def size_diff_rows(comparisons: list[Comparison]) -> list[dict]:
                     "n_seeds": len(comp.seeds),
                     "seeds": " ".join(str(s) for s in comp.seeds),
                     "n_items": comp.n_items_of(col),
-                    "larger_accuracy": comp.first_accuracy.get(col),
-                    "smaller_accuracy": comp.second_accuracy.get(col),
-                    "measure": comp.measure,
+                    f"larger_{comp.metric}": comp.first_accuracy.get(col),
+                    f"smaller_{comp.metric}": comp.second_accuracy.get(col),
+                    "measure": comp.metric if comp.measure == ACCURACY else comp.measure,
                     "axis": comp.axis,
                     "setting": setting_text(comp.condition),
                     "larger_non_embedding": comp.first_size.body if comp.first_size else None,
@@ -166,10 +177,10 @@ def legend(comps: list[Comparison], n_boot: int, what: str, p_table: bool = True
             f"language, {first.source_language} included (the XTREME convention)."
         )
     return (
-        f"Cells: accuracy difference in points, {what}, on the same test items, mean over seeds.{means} Brackets: "
-        f"{level}% percentile interval ({n_boot} resamples) of {items}, plus the seed part. {seeds} ± = standard "
-        f"deviation of the per-seed difference (descriptive, several seeds only). **Bold**: {bold}; the interval "
-        f"itself is not adjusted.{p_values}"
+        f"Cells: {first.metric} difference in points, {what}, on the same test items, mean over seeds.{means} "
+        f"Brackets: {level}% percentile interval ({n_boot} resamples) of {items}, plus the seed part. {seeds} ± = "
+        f"standard deviation of the per-seed difference (descriptive, several seeds only). **Bold**: {bold}; the "
+        f"interval itself is not adjusted.{p_values}"
     )
 
 

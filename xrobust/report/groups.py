@@ -1,6 +1,7 @@
 """Task-group scores, as XTREME-R scores a category: the mean over the group's tasks of each task's mean
-accuracy, per model, noise and seed, twice: over every language with the source (the XTREME / XTREME-R
-convention, comparable with the literature) and over the target languages only (zero-shot transfer).
+headline metric (accuracy, or its kind's first, named in the table), per model, noise and seed, twice: over every
+language with the source (the XTREME / XTREME-R convention, comparable with the literature) and over the target
+languages only (zero-shot transfer).
 
 `GroupScoreCallback` is a Hydra callback (conf/task_group/*.yaml) that writes group_scores.json in the sweep
 folder when the multirun ends; `xrobust-report` prints the same table for any sweep with grouped jobs.
@@ -18,6 +19,7 @@ from xrobust.errors import XrobustError
 from xrobust.report.collect import Job, collect
 from xrobust.report.formatting import markdown_table
 from xrobust.report.identity import setting_text
+from xrobust.run.run_result import HEADLINE
 
 GROUP_SCORES_FILE = "group_scores.json"
 
@@ -67,8 +69,9 @@ def group_scores(jobs: list[Job]) -> list[dict[str, Any]]:
     return rows
 
 
-def group_markdown(rows: list[dict[str, Any]]) -> str:
-    """Rows model x noise x seed, columns each task's target mean and the group score."""
+def group_markdown(rows: list[dict[str, Any]], metrics: dict[str, str] | None = None) -> str:
+    """Rows model x noise x seed, columns each task's target mean and the group score; `metrics` names each task's
+    headline metric (accuracy where it names none)."""
     out = []
     for group in sorted({row["group"] for row in rows}):
         mine = [row for row in rows if row["group"] == group]
@@ -89,8 +92,14 @@ def group_markdown(rows: list[dict[str, Any]]) -> str:
             ]
             noise = ", ".join(part for part in (row["noise"], row["setting"]) if part)
             body.append([row["model"], noise, str(row["seed"]), *cells, *scores])
+        named = {task: (metrics or {}).get(task, HEADLINE) for task in tasks}
+        unit = (
+            f"{named[tasks[0]]} %"
+            if len(set(named.values())) == 1
+            else "% of " + ", ".join(f"{task} {metric}" for task, metric in named.items())
+        )
         out.append(
-            f"Task group {group} (accuracy %): each task's mean over all its languages, source included (the "
+            f"Task group {group} ({unit}): each task's mean over all its languages, source included (the "
             "XTREME / XTREME-R convention), and over its target languages only; the group scores average them:\n"
         )
         out.append(markdown_table(header, body, ["l", "l", "r", *["r"] * (2 * len(tasks) + 2)]))
@@ -99,12 +108,13 @@ def group_markdown(rows: list[dict[str, Any]]) -> str:
 
 def write_group_scores(sweep: Path) -> Path | None:
     """group_scores.json (and its table on stdout) for the grouped jobs below `sweep`; None when there are none."""
-    rows = group_scores(collect(sweep))
+    jobs = collect(sweep)
+    rows = group_scores(jobs)
     if not rows:
         return None
     path = Path(sweep) / GROUP_SCORES_FILE
     path.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    print(group_markdown(rows))
+    print(group_markdown(rows, {job.task: job.metric for job in jobs}))
     print(f"group scores: {path}")
     return path
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from xrobust.errors import XrobustError
 from xrobust.report.bootstrap import SetContrast
-from xrobust.report.collect import Job
+from xrobust.report.collect import Job, task_metric
 from xrobust.report.item_rows import GENERALIZED, PERTURBED
 
 # Parallel test sets: each set holds at least this share of the items of the union, and shared items carry the
@@ -77,6 +77,7 @@ class Grid:
                     f"{first.folder}'s {self.languages} (source {self.source}) for task {task}"
                 )
         self.targets = [lang for lang in self.languages if lang != self.source]
+        self.metric = task_metric(jobs)  # one headline metric, or refused: a difference never mixes two
         # What the item resampling had to say (sets not parallel, or missing items), for the report's notes.
         self.notes: list[str] = []
         self.settings = list(dict.fromkeys(setting for setting, _ in self.jobs))

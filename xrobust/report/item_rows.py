@@ -13,6 +13,7 @@ from pathlib import Path
 
 from xrobust.errors import XrobustError
 from xrobust.run.predictions import PERTURBED_COLUMN, PREDICTION_COLUMNS
+from xrobust.run.run_result import HEADLINE
 
 # results.json stores float32 accuracies: allow that rounding, never a different count.
 ACCURACY_TOLERANCE = 1e-4
@@ -58,10 +59,16 @@ def mixed_pair_names(generalized: dict | None) -> set[str]:
 
 
 def check_against_results(
-    path: Path, rows: dict[str, dict[int, Item]], accuracy: dict[str, float], n_examples: dict[str, int], key: str
+    path: Path,
+    rows: dict[str, dict[int, Item]],
+    n_examples: dict[str, int],
+    metric: str,
+    accuracy: dict[str, float],
+    key: str,
 ) -> None:
-    """Languages, counts and accuracies of the standard sets must be results.json's (key: correct or
-    perturbed_correct, checked against `accuracy`)."""
+    """Languages, counts and scores of the standard sets must be results.json's (key: correct or perturbed_correct,
+    its share of items checked against `accuracy`, the job's headline `metric` per language). The differences
+    pair items by right or wrong, so a metric that is not that share is refused here, by name."""
     if set(rows) != set(accuracy):
         raise XrobustError(f"{path}: languages {sorted(rows)} differ from results.json's {sorted(accuracy)}")
     for lang, items in rows.items():
@@ -71,9 +78,15 @@ def check_against_results(
             )
         found = sum(getattr(item, key) for item in items.values()) / len(items)
         if abs(found - accuracy[lang]) > ACCURACY_TOLERANCE:
-            what = "accuracy" if key == "correct" else "perturbed accuracy"
+            what = metric if key == "correct" else f"perturbed {metric}"
+            why = (
+                ""
+                if metric == HEADLINE
+                else f" (the differences pair items right or wrong: {metric} is no share of them)"
+            )
             raise XrobustError(
                 f"{path}: {lang} {what} from predictions {found:.4f} differs from results.json's {accuracy[lang]:.4f}"
+                + why
             )
 
 

@@ -1,6 +1,7 @@
-"""`--latex`: the accuracy and difference tables as booktabs LaTeX (tables.tex), ready for a paper.
+"""`--latex`: the score tables (each task's headline metric) and difference tables as booktabs LaTeX
+(tables.tex), ready for a paper.
 
-Cells and marks are the markdown's: accuracy in %, differences in points with their interval, bold where the
+Cells and marks are the markdown's: scores in %, differences in points with their interval, bold where the
 row-adjusted p-value is below 1 - level; the caption carries the markdown legend. Needs \\usepackage{booktabs}
 and graphicx (each table is scaled to the text width).
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from xrobust.report.collect import Job
+from xrobust.report.collect import Job, task_metric
 from xrobust.report.contrast_estimate import NOISE_CHANGE, Comparison
 from xrobust.report.diff_tables import COLUMN_TITLES, MEASURE_TITLES, legend
 from xrobust.report.identity import MODEL, NOISE
@@ -79,7 +80,8 @@ def accuracy_table(task: str, task_jobs: list[Job], baseline: str) -> str:
         body.append(["majority class", *("" for _ in keys[1:]), *(pct(base[lang]) for lang in languages)])
         body[-1] += [pct(base.get("target_mean")), pct(base["all_mean"])]
     caption = escape(
-        f"{task}: test accuracy (%), mean over seeds {','.join(map(str, sorted({j.seed for j in task_jobs})))}; "
+        f"{task}: test {task_metric(task_jobs)} (%), mean over seeds "
+        f"{','.join(map(str, sorted({j.seed for j in task_jobs})))}; "
         f"target mean over the {len(targets)} languages other than {task_jobs[0].source_language}; all-language "
         "mean over every language (the XTREME convention)."
     )

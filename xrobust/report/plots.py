@@ -1,4 +1,4 @@
-"""PNG figures: accuracy heatmap (language x configuration) and the size difference with its intervals."""
+"""PNG figures: the headline-metric heatmap (language x configuration) and the size difference with its intervals."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from xrobust.report.bootstrap import ALL_MEAN, TARGET_MEAN  # noqa: E402
-from xrobust.report.collect import Job  # noqa: E402
+from xrobust.report.collect import Job, task_metric  # noqa: E402
 from xrobust.report.contrast_estimate import SIZE, Comparison  # noqa: E402
 from xrobust.report.identity import MODEL, setting_text  # noqa: E402
 from xrobust.report.item_rows import ACCURACY  # noqa: E402
@@ -20,7 +20,7 @@ from xrobust.report.tables import ordered_settings, runs_of  # noqa: E402
 
 
 def heatmap(jobs: list[Job], path: Path, baseline: str = "none") -> Path:
-    """One panel per task: rows languages (then the target mean), columns model/noise, cells accuracy in %."""
+    """One panel per task: rows languages (then the target mean), columns model/noise, cells the task's metric in %."""
     by_task: dict[str, list[Job]] = defaultdict(list)
     for job in jobs:
         by_task[job.task].append(job)
@@ -56,7 +56,7 @@ def heatmap(jobs: list[Job], path: Path, baseline: str = "none") -> Path:
             if np.isfinite(value):
                 color = "black" if value > middle else "white"
                 ax.text(c, r, f"{value:.1f}", ha="center", va="center", fontsize=8, color=color)
-        ax.set_title(f"{task}: test accuracy (%)", fontsize=10)
+        ax.set_title(f"{task}: test {task_metric(by_task[task])} (%)", fontsize=10)
         fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +97,7 @@ def size_diff_plot(comparisons: list[Comparison], path: Path) -> Path:
         ax.axvline(len(columns) - 2.5, color="grey", linewidth=0.5, linestyle=":")
         names = {TARGET_MEAN: "target\nmean", ALL_MEAN: "all-lang.\nmean"}
         ax.set_xticks(x, [names.get(c, c) for c in columns])
-        ax.set_ylabel("accuracy difference (points)")
+        ax.set_ylabel(f"{comps[0].metric} difference (points)")
         level = int(round(100 * (1 - comps[0].alpha)))
         ax.set_title(f"{task}: {larger} minus {smaller}, {level}% bootstrap intervals (seeds and items)", fontsize=10)
         ax.legend(fontsize=8, title="setting", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))

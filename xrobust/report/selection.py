@@ -9,6 +9,8 @@ seeds every candidate ran (results.json model_selection.best_val_acc, the number
 kept for all its seeds: one choice per cell, not one per seed. Target-language accuracy is never read. Ties go
 to the first candidate in sorted order. A learning rate that hydra/sweeper=halving stopped after its first epochs
 (xrobust/sweep/rung_record.py) is never a candidate: each cell names its stopped runs and where they stopped.
+The tables name the dev score by the task's headline metric (accuracy, or its kind's first), taken to be the one its
+kind selects on.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from xrobust.errors import XrobustError
-from xrobust.report.collect import Job, parse_results
+from xrobust.kinds.base import log_name
+from xrobust.report.collect import Job, parse_results, task_metric
 from xrobust.report.formatting import markdown_table, pct
 from xrobust.report.identity import MISSING, MODEL, NOISE, setting_text
 from xrobust.report.pairing import value_key
 from xrobust.run.results import RESULTS_FILE
+from xrobust.run.run_result import HEADLINE
 from xrobust.sweep.rung_record import stopped
 
 # What --select-on accepts: the source-language set each job selected its checkpoint on (dev-en, or the held-out
@@ -45,6 +49,8 @@ class Choice:
     candidates: list[tuple[dict[str, str], float]]
     # Per candidate the halving sweeper stopped: its setting, the epochs it ran, its runs, its mean dev-en at the rung.
     stopped: list[tuple[dict[str, str], int, int, float | None]] = field(default_factory=list)
+    # The task's headline metric, what the dev scores are named by.
+    metric: str = HEADLINE
 
     @property
     def dev_accuracy(self) -> float:
@@ -100,6 +106,7 @@ def select(
                 chosen=dict(order[best]),
                 candidates=[(dict(c), mean) for c, mean in zip(order, means, strict=True)],
                 stopped=stopped_in_cell(halted, task, dict(fixed), over),
+                metric=task_metric([job for mine in runs for job in mine]),
             )
         )
         kept += [replace(job, setting={k: v for k, v in job.setting.items() if k not in over}) for job in runs[best]]
@@ -130,7 +137,11 @@ def stopped_in_cell(halted: list[tuple[Job, dict]], task: str, fixed: dict[str, 
 
 
 def selection_markdown(choices: list[Choice], select_on: str) -> str:
-    """Which candidate each cell used, and the mean English dev accuracy of every candidate."""
+    """Which candidate each cell used, and the mean English dev score of every candidate (named by the metric; by
+    "score" where the tasks' metrics differ, each task's beside its name)."""
+    metrics = list(dict.fromkeys(choice.metric for choice in choices)) or [HEADLINE]
+    what = metrics[0] if len(metrics) == 1 else "score"
+    short = log_name(metrics[0]) if len(metrics) == 1 else what
     rows = []
     for choice in choices:
         others = "; ".join(f"{setting_text(s) or '-'}: {pct(acc)}" for s, acc in choice.candidates)
@@ -139,7 +150,7 @@ def selection_markdown(choices: list[Choice], select_on: str) -> str:
             others += f"; {setting_text(setting)}: stopped after epoch {epochs} ({runs} runs{at})"
         rows.append(
             [
-                choice.task,
+                choice.task if len(metrics) == 1 else f"{choice.task} ({choice.metric})",
                 setting_text(choice.fixed),
                 ",".join(map(str, choice.seeds)),
                 setting_text(choice.chosen) or "-",
@@ -147,12 +158,19 @@ def selection_markdown(choices: list[Choice], select_on: str) -> str:
                 others,
             ]
         )
-    header = ["task", "setting", "seeds", "selected", f"mean {select_on} acc", f"candidates (mean {select_on} acc)"]
+    header = [
+        "task",
+        "setting",
+        "seeds",
+        "selected",
+        f"mean {select_on} {short}",
+        f"candidates (mean {select_on} {short})",
+    ]
     intro = (
         f"## Learning rates selected on {select_on}\n\nPer task and setting (model, noise and every method key), "
         f"the learning rate (and any key --select-over names) whose selected checkpoints scored best on {select_on} "
         "on average over the seeds listed (results.json model_selection.best_val_acc), one choice for all seeds; "
-        "every other table uses only these runs. No target-language accuracy is read to choose.\n\n"
+        f"every other table uses only these runs. No target-language {what} is read to choose.\n\n"
     )
     halted = [(epochs, runs) for choice in choices for _, epochs, runs, _ in choice.stopped]
     if halted:
@@ -162,6 +180,6 @@ def selection_markdown(choices: list[Choice], select_on: str) -> str:
         )
         intro += (
             f"The halving sweeper (hydra/sweeper=halving) stopped {sum(r for _, r in halted)} runs ({where}): never "
-            "candidates, each listed after its cell's candidates with its mean dev accuracy at that epoch.\n\n"
+            f"candidates, each listed after its cell's candidates with its mean dev {what} at that epoch.\n\n"
         )
     return intro + markdown_table(header, rows, ["l", "l", "r", "l", "r", "l"]) + "\n"

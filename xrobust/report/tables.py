@@ -1,4 +1,5 @@
-"""The report's accuracy tables: tidy CSV rows (fractions) and markdown (accuracy in %), one row per setting.
+"""The report's score tables: tidy CSV rows (fractions) and markdown (in %), one row per setting, of each task's
+headline metric (its kind's first; accuracy for pair and multiple_choice), named in every title and CSV column.
 
 A setting is a job's model, noise and every other key that tells the sweep's jobs apart (identity.py); the
 seeds of a setting are averaged. Rows run largest model first, the baseline noise first, other keys in order.
@@ -10,12 +11,13 @@ from collections import defaultdict
 
 import numpy as np
 
-from xrobust.report.collect import Job
+from xrobust.report.collect import Job, task_metric
 from xrobust.report.formatting import markdown_table, pct
 from xrobust.report.identity import MODEL, NOISE, setting_text
 from xrobust.report.pairing import noise_order, sort_values
 from xrobust.report.readouts import classifiers
 from xrobust.report.sizes import model_sizes
+from xrobust.run.run_result import HEADLINE
 
 TIDY_COLUMNS = [
     "task",
@@ -43,6 +45,19 @@ CONTAMINATION_LEGEND = (
     f"{DAGGER} not zero-shot: the model's training mixture (model.training_mixture) holds this task or the "
     "intermediate task trained on before it."
 )
+
+
+def metric_names(jobs: list[Job]) -> list[str]:
+    """The jobs' headline metrics, in the order first met (accuracy alone for tasks of the label kinds)."""
+    return list(dict.fromkeys(job.metric for job in jobs)) or [HEADLINE]
+
+
+def tidy_columns(jobs: list[Job]) -> list[str]:
+    """TIDY_COLUMNS with a score column per headline metric of the jobs, and its perturbed read-out's; each row
+    fills its own metric's (TIDY_COLUMNS itself when every job's is accuracy)."""
+    metrics = metric_names(jobs)
+    named = {HEADLINE: metrics, f"perturbed_{HEADLINE}": [f"perturbed_{metric}" for metric in metrics]}
+    return [name for column in TIDY_COLUMNS for name in named.get(column, [column])]
 
 
 def seed_text(seeds) -> str:
@@ -81,7 +96,7 @@ def runs_of(jobs: list[Job], setting: dict[str, str]) -> list[Job]:
 
 
 def tidy_rows(jobs: list[Job]) -> list[dict]:
-    """One row per job x language."""
+    """One row per job x language; the score under the job's headline metric's name (tidy_columns)."""
     return [
         {
             "task": job.task,
@@ -90,7 +105,7 @@ def tidy_rows(jobs: list[Job]) -> list[dict]:
             "noise": job.noise,
             "seed": job.seed,
             "lang": lang,
-            "accuracy": accuracy,
+            job.metric: accuracy,
             "n": job.n_examples[lang],
             "majority_class_accuracy": job.majority_class_accuracy.get(lang),
             "is_source": lang == job.source_language,
@@ -98,7 +113,7 @@ def tidy_rows(jobs: list[Job]) -> list[dict]:
             "family": job.family,
             "non_embedding_parameters": job.non_embedding_parameters,
             "setting": setting_text(job.labels),
-            "perturbed_accuracy": (job.perturbed_accuracy or {}).get(lang),
+            f"perturbed_{job.metric}": (job.perturbed_accuracy or {}).get(lang),
             "classifier": classifiers(job)[0],
             "perturbed_classifier": classifiers(job)[1],
             "contamination": job.contamination,
@@ -159,6 +174,10 @@ def contamination_notes(jobs: list[Job]) -> list[str]:
 
 
 def majority_row(task_jobs: list[Job], languages: list[str], targets: list[str]) -> dict[str, float] | None:
+    """The majority class's accuracy per language and means; None where it is missing, or where the task's metric
+    is not accuracy (its column would mix two metrics)."""
+    if task_metric(task_jobs) != HEADLINE:
+        return None
     majority = {
         lang: [
             job.majority_class_accuracy[lang] for job in task_jobs if job.majority_class_accuracy.get(lang) is not None
@@ -175,7 +194,8 @@ def majority_row(task_jobs: list[Job], languages: list[str], targets: list[str])
 
 
 def results_markdown(jobs: list[Job], baseline: str = "none") -> str:
-    """Per task: rows one per setting (accuracy mean over seeds), columns languages, target mean, transfer gap."""
+    """Per task: rows one per setting (its headline metric, mean over seeds), columns languages, target mean,
+    transfer gap."""
     sections = []
     for task, task_jobs in by_task(jobs).items():
         languages, targets, rows = accuracy_rows(task_jobs, baseline)
@@ -201,7 +221,7 @@ def results_markdown(jobs: list[Job], baseline: str = "none") -> str:
         seeds = sorted({job.seed for job in task_jobs})
         dagger = f" {CONTAMINATION_LEGEND}" if any(row["contaminated"] for row in rows) else ""
         sections.append(
-            f"## {task}: test accuracy (%)\n\n"
+            f"## {task}: test {task_metric(task_jobs)} (%)\n\n"
             f"Mean over the seeds listed ({seed_text(seeds)} in all); target mean = mean over the {len(targets)} "
             f"languages other than {source}; all-language mean = mean over all {len(languages)}, {source} included "
             f"(the XTREME convention); transfer gap = {source} minus target mean (points).{dagger}\n\n"
@@ -241,7 +261,8 @@ def generalized_markdown(jobs: list[Job], baseline: str = "none") -> str:
                 )
         align = ["l", "l", *("l" for _ in keys), "r", *("r" for _ in pairs), "r", "r", "r"]
         sections.append(
-            f"## {task}: generalized setting, accuracy (%) with sentence 1 in A and sentence 2 in B (A-B)\n\n"
+            f"## {task}: generalized setting, {task_metric(task_jobs)} (%) with sentence 1 in A and sentence 2 in B "
+            "(A-B)\n\n"
             "Training wall time is as measured in the job (shared machines make it noisy).\n\n"
             + markdown_table([*header, f"x {baseline}"], rows, align)
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 from xrobust.report.collect import Job
 from xrobust.report.formatting import markdown_table, pct, write_csv
 from xrobust.report.identity import setting_text
+from xrobust.run.run_result import HEADLINE
 
 TEMPLATE = "task.template"
 ENGLISH = "en"
@@ -88,8 +89,9 @@ def template_rows(jobs: list[Job]) -> list[dict]:
     return rows
 
 
-def templates_markdown(rows: list[dict]) -> str:
-    """Per task, the median and max over templates (accuracy in %) and the best template, per language."""
+def templates_markdown(rows: list[dict], metrics: dict[str, str] | None = None) -> str:
+    """Per task, the median and max over templates (in %, of the task's headline metric: `metrics`, accuracy where
+    it names none) and the best template, per language."""
     if not rows:
         return ""
     parts = []
@@ -112,8 +114,8 @@ def templates_markdown(rows: list[dict]) -> str:
         )
         header = ["setting", "lang", "prompts in", "templates", "median %", "max %", "best template"]
         parts.append(
-            f"## {task}: accuracy over prompt templates\n\nEnglish templates ({names}); a language's own templates "
-            "(`language:` in the task config) are summarised apart.\n\n"
+            f"## {task}: {(metrics or {}).get(task, HEADLINE)} over prompt templates\n\nEnglish templates ({names}); "
+            "a language's own templates (`language:` in the task config) are summarised apart.\n\n"
             + markdown_table(header, body, ["l", "l", "l", "r", "r", "r", "l"])
             + "\n"
         )
@@ -127,7 +129,7 @@ def template_tables(jobs: list[Job], out: Path) -> dict[str, Path]:
         return {}
     files = {"templates": out / "templates.csv", "templates_md": out / "templates.md"}
     write_csv(files["templates"], rows, TEMPLATE_COLUMNS)
-    text = templates_markdown(rows)
+    text = templates_markdown(rows, {job.task: job.metric for job in jobs})
     files["templates_md"].write_text(text, encoding="utf-8")
     print(text)
     return files

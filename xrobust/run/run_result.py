@@ -19,6 +19,8 @@ from xrobust.atomic import atomic_write_text
 from xrobust.errors import XrobustError
 
 RESULTS_FILE = "results.json"
+# The headline metric of every file without `metrics` (every kind before kinds chose theirs, and pair/multiple_choice).
+HEADLINE = "accuracy"
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 # What every reader relies on, in every version: the report's table keys, its size order and its item checks.
@@ -118,6 +120,12 @@ class RunResult:
     # Keys this version does not know (a later minor addition): kept, and written back as found.
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The task kind's metrics, headline first (what `accuracy` holds): `metrics`' names in the order the job
+        wrote them (TaskKind.metrics), or accuracy alone, which a file leaves `metrics` out for."""
+        return tuple(self.metrics) if self.metrics else (HEADLINE,)
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON object, in the file's order; read-outs the run did not have are left out."""
         out = {}
@@ -208,5 +216,12 @@ def _check(data: dict[str, Any], version: int, where: Path | str) -> None:
         not isinstance(group, dict) or not group.get("name") or not isinstance(group.get("tasks"), list)
     ):
         raise XrobustError(f"{where}: 'task_group' must be an object with a name and a list of tasks")
+    metrics = data.get("metrics")
+    if metrics is not None and (
+        not isinstance(metrics, dict) or not metrics or next(iter(metrics.values())) != accuracy
+    ):
+        raise XrobustError(
+            f"{where}: 'metrics' must map each metric to its languages, the headline (first) as 'accuracy'"
+        )
     if data.get("contamination") is not None and not isinstance(data["contamination"], bool):
         raise XrobustError(f"{where}: 'contamination' must be true or false")
