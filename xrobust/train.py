@@ -20,7 +20,7 @@ from torch.distributed.checkpoint.api import CheckpointException
 from xrobust import console
 from xrobust.config.checks import CONF_DIR, validate
 from xrobust.config.composition import schema_errors
-from xrobust.diagnostics import run as diagnostics
+from xrobust.diagnostics import hooks as diagnostics
 from xrobust.errors import SweepError, XrobustError
 from xrobust.lightning.checkpoint_io import keep_after_success, set_aside_torn
 from xrobust.lightning.loggers import finish_failed_run, log_summary

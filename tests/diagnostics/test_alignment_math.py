@@ -12,7 +12,8 @@ from helpers import compose_config
 
 from xrobust.config.checks import validate
 from xrobust.diagnostics.alignment import derangement, linear_cka, scores
-from xrobust.diagnostics.run import Readout, merge, write
+from xrobust.diagnostics.hooks import merge, write
+from xrobust.diagnostics.readout import Readout
 from xrobust.errors import XrobustError
 from xrobust.run.hashing import config_hash
 from xrobust.run.run_result import RunResult

@@ -12,7 +12,7 @@ import shutil
 from helpers import FAST, compose_config
 from helpers.small_runs import LANGUAGES, small_sample
 
-from xrobust.diagnostics.run import before_training
+from xrobust.diagnostics.hooks import before_training
 from xrobust.run.stages import build_job
 from xrobust.train import run
 

@@ -16,6 +16,7 @@ ENTRY = re.compile(r"^(?P<indent> *)(?P<names>[\w.]+(?:/|\.py)(?:, [\w.]+(?:/|\.
 SAME_IDEA = {
     "base": "each plug-in package's interface (kinds/base.py TaskKind, noise/base.py NoiseMethod)",
     "cli": "each command's entry point (xrobust-plan, xrobust-report)",
+    "config": "the typed, checked config (config/) and the read-outs' share of it (diagnostics/config.py)",
     "data": "a job's data (data/) and the planner's figures of it (plan/data.py)",
     "halving": "hydra/sweeper=halving's rule (sweep/halving.py) and its plan (plan/halving.py)",
     "packing": "packed batches (data/packing.py) and the forward over them (models/packing.py)",

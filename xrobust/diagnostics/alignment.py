@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from xrobust.diagnostics.readout import Readout
 from xrobust.diagnostics.representations import pooled_states, rows_by_id
 from xrobust.errors import XrobustError
 
 if TYPE_CHECKING:
     from xrobust.data.datamodule import TransferDataModule
-    from xrobust.diagnostics.readout import Readout
     from xrobust.lightning.module import TransferModule
 
 log = logging.getLogger("xrobust")
@@ -76,7 +76,6 @@ def scores(target: torch.Tensor, english: torch.Tensor, seed: int) -> tuple[dict
 def read_out(module: TransferModule, datamodule: TransferDataModule, settings: dict[str, Any], stage: str) -> Readout:
     """Every target language against the source language, on the first `items` English ids that the target set
     also holds, at `settings["layers"]` (null: representations.default_layers)."""
-    from xrobust.diagnostics.readout import Readout
 
     task = datamodule.task
     source = task.source_language

@@ -1,4 +1,4 @@
-"""Readout: what every read-out returns, apart from run.py so the read-outs can build one without importing the
+"""Readout: what every read-out returns, apart from hooks.py so the read-outs can build one without importing the
 module that imports them."""
 
 from __future__ import annotations

@@ -35,5 +35,5 @@ class Job:
     last_epoch_results: dict | None = None
     # Seconds spent building: "data" (tokenizer and every split read), "data_setup" (the reading alone).
     timings: dict[str, float] = field(default_factory=dict)
-    # The read-outs of the model as built, before fit (xrobust/diagnostics/run.py's before_training), by name.
+    # The read-outs of the model as built, before fit (xrobust/diagnostics/hooks.py's before_training), by name.
     diagnostics: dict = field(default_factory=dict)

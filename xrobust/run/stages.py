@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from xrobust.config.checks import NO_TRAINING, validate
 from xrobust.data.datamodule import TransferDataModule
 from xrobust.data.task import TaskSpec
-from xrobust.diagnostics.run import before_training
+from xrobust.diagnostics.hooks import before_training
 from xrobust.errors import XrobustError
 from xrobust.lightning.loggers import finish_run
 from xrobust.models.export import export_from_ranks
