@@ -25,6 +25,7 @@ from xrobust.errors import XrobustError
 from xrobust.plan.data import DataStats
 from xrobust.plan.gpus import Gpu
 from xrobust.plan.inventory import Inventory
+from xrobust.plan.read_out_passes import read_out_passes
 from xrobust.plan.seq2seq import parameter_tokens
 from xrobust.plan.setup import Setup
 from xrobust.plan.strategies import memory_model
@@ -120,6 +121,7 @@ def job_cost(cfg: DictConfig, setup: Setup, inv: Inventory, stats: DataStats, gp
     test_runs = 2 if cfg.eval.perturbed else 1  # the perturbed read-out: one more forward
     for name, items in stats.test_examples.items():
         tested = test_runs * _limited(items, eval_batch, trainer.limit_test_batches)
+        tested += read_out_passes(cfg.get("eval"), items, setup.noise_passes.eval_forward)  # eval.alignment, ...
         eval_tokens += tested * stats.test_tokens[name]
         eval_work += tested * parameter_tokens(setup, inv, stats.test_tokens[name])[0]
 

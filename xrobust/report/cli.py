@@ -3,7 +3,9 @@ tables, differences with intervals and corrected significance, figures.
 
 Writes into DIR (default SWEEP/report): results_tidy.csv, results.md, size_diff.csv, size_diff.md,
 heatmap.png, size_diff.png, tables.tex with --latex, selection.md with --select-on, groups.md for jobs run as
-a task group, and templates.md/.csv for a prompt-template sweep (median and max over templates); prints the
+a task group, templates.md/.csv for a prompt-template sweep (median and max over templates), and for jobs with
+diagnostic read-outs alignment.md/.csv, alignment_correlation.csv, alignment_gap.png, certified.md/.csv and
+substitution.md/.csv (docs/diagnostics.md); prints the
 markdown tables. A folder without results.json, or a results.json that cannot be read, gets one line on stderr and
 exit status 2. Every job without results (failed, interrupted, never started) gets a
 line on stderr; a requested cell (a job's overrides less its seed) with no finished job ends in exit status 1.
@@ -20,6 +22,7 @@ from xrobust.report.collect import Job, collect
 from xrobust.report.contrast_estimate import Options
 from xrobust.report.corrections import CORRECTIONS, HOLM
 from xrobust.report.coverage import coverage
+from xrobust.report.diagnostics_report import diagnostics_files
 from xrobust.report.diff_tables import size_diff_columns, size_diff_markdown, size_diff_rows
 from xrobust.report.formatting import write_csv
 from xrobust.report.groups import group_markdown, group_scores
@@ -103,6 +106,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="with --select-on: further keys chosen on English dev beside the learning rate (default: none)",
     )
     parser.add_argument("--latex", action="store_true", help="also write tables.tex (booktabs)")
+    parser.add_argument(
+        "--alignment-layer",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the layer the alignment tables and gap plot read (default: each job's last recorded layer)",
+    )
     args = parser.parse_args(argv)
     if args.n_boot < 1:
         parser.error("--n-boot must be >= 1")
@@ -186,6 +196,12 @@ def report(args: argparse.Namespace) -> dict[str, Path]:
     files["size_diff_md"].write_text(diff_md, encoding="utf-8")
     files["size_diff_plot"] = size_diff_plot(comparisons, out / "size_diff.png")
     print(diff_md)
+    found, diagnostics_md = diagnostics_files(
+        jobs, out, args.alignment_layer, args.n_boot, args.seed, args.level, args.baseline
+    )
+    files |= found
+    if diagnostics_md:
+        print(diagnostics_md)
     if args.latex:
         from xrobust.report.latex import latex_tables
 
