@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 import torch
 from helpers import compose_config
+from omegaconf import OmegaConf
 
 from xrobust.config.checks import validate
 from xrobust.diagnostics.alignment import derangement, linear_cka, scores
 from xrobust.diagnostics.hooks import merge, write
 from xrobust.diagnostics.readout import Readout
 from xrobust.errors import XrobustError
+from xrobust.eval import job_config
 from xrobust.run.hashing import config_hash
 from xrobust.run.run_result import RunResult
 
@@ -112,3 +114,16 @@ def test_alignment_where_it_cannot_run_is_one_line_at_start_up(tmp_path, overrid
     with pytest.raises(XrobustError, match=reason) as err:
         validate(cfg)
     assert "\n" not in str(err.value) and "eval." in str(err.value)
+
+
+def test_xrobust_eval_switches_a_read_out_on_for_a_job_from_before_them(tmp_path):
+    """A finished job's saved config may predate the read-outs: `eval.alignment.enabled=true` still sets a key."""
+    saved = OmegaConf.to_container(compose_config([], output_dir=tmp_path), resolve=False)
+    saved.pop("hydra")
+    for key in ("alignment", "certify", "substitution", "diagnostics_items"):
+        saved["eval"].pop(key)
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(OmegaConf.create(saved), tmp_path / ".hydra" / "config.yaml")
+    cfg = job_config(tmp_path, ["eval.alignment.enabled=true"])
+    assert cfg.eval.alignment.enabled and cfg.eval.alignment.layers is None and cfg.eval.diagnostics_items is None
+    assert not cfg.eval.certify.enabled and not cfg.eval.substitution.enabled
