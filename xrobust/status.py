@@ -24,12 +24,14 @@ from xrobust.errors import XrobustError
 from xrobust.lightning.checkpoint_io import checkpoint_step, is_torn
 from xrobust.run.results import RESULTS_FILE, completed_results
 from xrobust.sweep.expand import sweep_jobs
+from xrobust.sweep.one_seed import unlaunched
 from xrobust.sweep.rung_record import STOPPED, describe, point_overrides, rung_of
 
 FAILED_FILE = "failed.json"
 # "corrupt": a results.json that does not parse (a disk filled up, a copy cut short); the job runs again. One that
 # parses but is of a schema version this xrobust cannot read, or lacks a field, stops the status with one line.
-# "stopped": a job hydra/sweeper=halving stopped after its first epochs for good (xrobust/sweep/rung_record.py).
+# "stopped": a job hydra/sweeper=halving stopped after its first epochs for good (xrobust/sweep/rung_record.py), or
+# one hydra/sweeper=one_seed never ran (a losing value's other seeds: xrobust/sweep/one_seed.py).
 STATES = ("finished", "stopped", "resumable", "failed", "corrupt", "not started")
 # Hydra overrides the completing command sets itself (the sweep folder, multirun mode).
 OWN_HYDRA_KEYS = ("hydra.sweep.dir=", "hydra.mode=")
@@ -111,7 +113,14 @@ def sweep_status(sweep: Path) -> tuple[list[JobStatus], str]:
     for overrides_file in sweep.glob("*/.hydra/overrides.yaml"):
         overrides = point_overrides(OmegaConf.to_container(OmegaConf.load(overrides_file)))
         folders[tuple(overrides)] = overrides_file.parent.parent
-    jobs = [job_status(o, folders.get(tuple(o))) for o in expected_jobs(cfg)]
+    expected = expected_jobs(cfg)
+    skipped = unlaunched(sweep, cfg.hydra.sweeper, expected)
+    jobs = [
+        JobStatus(o, None, "stopped", skipped[tuple(o)])
+        if tuple(o) in skipped and tuple(o) not in folders
+        else job_status(o, folders.get(tuple(o)))
+        for o in expected
+    ]
     given = OmegaConf.to_container(cfg.hydra.overrides, resolve=False)  # as typed: ${...} stays unresolved
     hydra_args = [o for o in given["hydra"] if not o.startswith(OWN_HYDRA_KEYS)]
     args = ["python", "-m", "xrobust.train", "-m", f"hydra.sweep.dir={hydra_value(str(sweep.resolve()))}", *hydra_args]

@@ -5,7 +5,9 @@ Each rung is one batch for the configured launcher (basic, local_parallel, slurm
 launched with a rung stop (xrobust/sweep/rung_record.py), its return value (the job's best English dev accuracy so far,
 xrobust.train.selection_metric) ranks it, and the kept jobs go on, each resuming from its own last.ckpt. The last batch
 runs the kept jobs to the end with exactly the overrides a basic sweep gives them, so they skip, resume and write
-results.json as any sweep job does. Hydra imports this module at every start: xrobust is imported in sweep().
+results.json as any sweep job does. With `rule: one_seed` (conf/hydra/sweeper/one_seed.yaml, the rule in
+xrobust/sweep/one_seed.py) the first batch is every value on each cell's first seed, run to the end, and the second
+the other seeds at the value chosen. Hydra imports this module at every start: xrobust is imported in sweep().
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ log = logging.getLogger(__name__)
 
 
 class HalvingSweeper(Sweeper):
-    """Successive halving of `key` per cell (every other override but `seed_key`) on the mean dev-en accuracy."""
+    """Successive halving of `key` per cell (every other override but `seed_key`) on the mean dev-en accuracy, or
+    (`rule: one_seed`) `key` chosen on each cell's first seed."""
 
     def __init__(
         self,
@@ -37,12 +40,13 @@ class HalvingSweeper(Sweeper):
         seed_key: str = "seed",
         rung_epochs: int = 1,
         eta: int = 3,
+        rule: str = "halving",
     ) -> None:
         super().__init__()
         self.max_batch_size = max_batch_size
         self.params = params or {}
         self.key, self.seed_key = key, seed_key
-        self.rung_epochs, self.eta = rung_epochs, eta
+        self.rung_epochs, self.eta, self.rule = rung_epochs, eta, rule
         self.hydra_context: HydraContext | None = None
         self.config: DictConfig | None = None
         self.launcher: Launcher | None = None
@@ -68,7 +72,7 @@ class HalvingSweeper(Sweeper):
         from xrobust.sweep.expand import sweep_jobs
 
         assert self.config is not None and self.hydra_context is not None
-        halving.check_rule(self.rung_epochs, self.eta)
+        halving.check_rule(self.rung_epochs, self.eta, self.rule)
         jobs = sweep_jobs(self.params, arguments, self.hydra_context.config_loader)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -77,6 +81,8 @@ class HalvingSweeper(Sweeper):
         grid = halving.points(jobs, self.key, self.seed_key)
         settings = {point: self._job_settings(point.overrides) for point in grid}
         ledger = halving.Ledger(sweep_dir / halving.LEDGER_FILE)
+        if self.rule == "one_seed":
+            return self._sweep_one_seed(grid, settings, ledger)
         alive = halving.by_cell(grid)
         returns: list[list[JobReturn]] = []
         failure: BaseException | None = None
@@ -111,6 +117,38 @@ class HalvingSweeper(Sweeper):
             raise failure
         return returns
 
+    def _sweep_one_seed(self, grid, settings, ledger) -> list[list[JobReturn]]:
+        """Every value on each cell's first seed, to the end; then the other seeds at the value chosen. A cell whose
+        first-seed job failed goes no further until the sweep runs again."""
+        from xrobust.sweep import halving, one_seed
+
+        cells = halving.by_cell(grid)
+        first = {cell: one_seed.first_seed(members, self.seed_key) for cell, members in cells.items()}
+
+        def chosen(cell: str) -> list[str] | None:
+            return ledger.kept(0, first[cell], settings[first[cell][0]][0], None, one_seed.ONE_SEED)
+
+        returns: list[list[JobReturn]] = []
+        failure: BaseException | None = None
+        undecided = {cell: first[cell] for cell in cells if chosen(cell) is None}
+        if undecided:
+            log.info("one_seed: every %s on the first seed of %d cell(s)", self.key, len(undecided))
+            results = self._launch([list(p.overrides) for m in undecided.values() for p in m], None)
+            returns.append(results)
+            failure = self._decide(undecided, results, 0, None, ledger, settings)
+            ledger.save()
+        final = [
+            list(p.overrides)
+            for cell, members in cells.items()
+            if chosen(cell) is not None
+            for p in one_seed.on_other_seeds(members, self.seed_key, chosen(cell))
+        ]
+        if final:
+            returns.append(self._launch(final, None))
+        if failure is not None:
+            raise failure
+        return returns
+
     def _job_settings(self, overrides: tuple[str, ...]) -> tuple[int | None, str]:
         """The job's trainer.max_epochs (None: no epoch limit) and checkpoint.keep_after_success, as it composes."""
         assert self.hydra_context is not None and self.config is not None
@@ -138,7 +176,8 @@ class HalvingSweeper(Sweeper):
 
     def _decide(self, cells, results, rung, epochs, ledger, settings) -> BaseException | None:
         """Rank each cell whose every job returned a score; record the decision in the ledger and in each job's
-        rung.json, and cut a stopped job's checkpoints. Returns the first exception a job raised."""
+        rung.json, and cut a stopped job's checkpoints (`epochs` None: one_seed's full runs, the best one kept, no
+        checkpoint cut). Returns the first exception a job raised."""
         from xrobust.sweep import halving
         from xrobust.sweep.rung_record import CONTINUED, STOPPED, point_overrides, write_decision
 
@@ -154,14 +193,20 @@ class HalvingSweeper(Sweeper):
             if any(score is None for score in scores):
                 log.warning("halving: no decision for %s: a job failed (its failed.json says why)", members[0].cell)
                 continue
-            decision = halving.decide(dict(zip(members, scores, strict=True)), self.eta)
-            ledger.record(rung, members, epochs, self.eta, decision)
+            if epochs is None:  # one_seed: the best value of the full runs on the first seed
+                full_epochs = settings[members[0]][0]
+                decision = halving.decide(dict(zip(members, scores, strict=True)), max(len(members), 2))
+                ledger.record(rung, members, full_epochs, None, decision, rule=self.rule)
+            else:
+                decision = halving.decide(dict(zip(members, scores, strict=True)), self.eta)
+                ledger.record(rung, members, epochs, self.eta, decision)
             for point, result, score in zip(members, returned, scores, strict=True):
                 folder = Path(str(result.hydra_cfg.hydra.runtime.output_dir))
                 kept = point.value in decision["kept"]
                 record = {
+                    **({"rule": self.rule} if epochs is None else {}),
                     "rung": rung + 1,
-                    "epochs": epochs,
+                    "epochs": epochs if epochs is not None else settings[point][0],
                     "decision": CONTINUED if kept else STOPPED,
                     "key": self.key,
                     "value": point.value,
@@ -170,6 +215,6 @@ class HalvingSweeper(Sweeper):
                     **decision,
                 }
                 write_decision(folder, record)
-                if not kept:
+                if not kept and epochs is not None:
                     halving.cut_checkpoints(folder, settings[point][1])
         return failure

@@ -68,8 +68,10 @@ def rung_epochs(rung: int, first: int, eta: int) -> int:
     return first * eta**rung
 
 
-def check_rule(rung_epochs_first: Any, eta: Any) -> None:
+def check_rule(rung_epochs_first: Any, eta: Any, rule: Any = "halving") -> None:
     """One line naming the sweeper key that is out of range."""
+    if rule not in ("halving", "one_seed"):
+        raise XrobustError(f"invalid config: hydra.sweeper.rule={rule!r}: must be one of halving, one_seed")
     for name, value, least in (("rung_epochs", rung_epochs_first, 1), ("eta", eta, 2)):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise XrobustError(f"invalid config: hydra.sweeper.{name}={value!r}: must be an integer >= {least}")
@@ -102,10 +104,14 @@ class Ledger:
     def _members(cell: list[Point]) -> list[list[str]]:
         return sorted(list(p.overrides) for p in cell)
 
-    def kept(self, rung: int, cell: list[Point], epochs: int, eta: int) -> list[str] | None:
-        """The values a finished rung kept in this cell, if it ranked these same jobs under the same rule."""
+    def kept(
+        self, rung: int, cell: list[Point], epochs: int | None, eta: int | None, rule: str = "halving"
+    ) -> list[str] | None:
+        """The values a finished rung kept in this cell, if it ranked these same jobs under the same rule
+        (`rule`: halving, or one_seed's choice on the first seed, xrobust/sweep/one_seed.py)."""
         entry = self.rungs.get(str(rung), {}).get(cell[0].cell)
-        if not entry or (entry.get("epochs"), entry.get("eta"), entry.get("jobs")) != (
+        if not entry or (entry.get("rule", "halving"), entry.get("epochs"), entry.get("eta"), entry.get("jobs")) != (
+            rule,
             epochs,
             eta,
             self._members(cell),
@@ -113,8 +119,17 @@ class Ledger:
             return None
         return list(entry["kept"])
 
-    def record(self, rung: int, cell: list[Point], epochs: int, eta: int, decision: dict[str, Any]) -> None:
+    def record(
+        self,
+        rung: int,
+        cell: list[Point],
+        epochs: int | None,
+        eta: int | None,
+        decision: dict[str, Any],
+        rule: str = "halving",
+    ) -> None:
         entry = {"epochs": epochs, "eta": eta, "jobs": self._members(cell), **decision}
+        entry = {"rule": rule, **entry} if rule != "halving" else entry
         self.rungs.setdefault(str(rung), {})[cell[0].cell] = entry
 
     def save(self) -> None:

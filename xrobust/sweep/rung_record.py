@@ -5,6 +5,9 @@ callbacks.rung_stop, so its results.json config says which epoch it stopped afte
 job the sweeper keeps resumes from its last.ckpt. After each rung the sweeper writes its decision into the folder's
 rung.json: "continued" (the job runs on, its results.json is replaced by the longer run's) or "stopped" (the job's
 results are those of its first epochs: never a finished run, never a candidate of `--select-on dev-en`).
+Under `rule: one_seed` (xrobust/sweep/one_seed.py) the first seed's jobs run to the end without a rung stop, so
+rung.json ("rule": "one_seed"; "stopped": no other seed runs at this value) only records the choice: their results
+are finished runs, and the report, choosing on the seeds every candidate ran, chooses on that seed too.
 """
 
 from __future__ import annotations
