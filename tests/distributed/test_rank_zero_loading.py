@@ -15,12 +15,9 @@ from lightning_fabric.utilities.rank_zero import rank_zero_only
 from xrobust.lightning.checkpoint_io import AtomicCheckpointIO
 from xrobust.lightning.rank_zero_loading import builds_on_meta
 from xrobust.lightning.sharding import tied_group
-from xrobust.models.loading import (
-    count_non_embedding_parameters,
-    count_parameters,
-    load_classifier,
-    load_meta_classifier,
-)
+from xrobust.models.loading import load_classifier
+from xrobust.models.meta_classifier import load_meta_classifier
+from xrobust.models.parameter_counts import count_non_embedding_parameters, count_parameters
 from xrobust.plan import plan_from_config
 from xrobust.plan.output import format_plan
 
@@ -38,8 +35,8 @@ def attn(model_type: str) -> str:
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_the_meta_classifier_is_the_loaded_one_without_weights_but_its_input_embeddings(model_type, tiny):
-    loaded = load_classifier(tiny[model_type], 3, attn_implementation=attn(model_type))
-    meta = load_meta_classifier(tiny[model_type], 3, attn_implementation=attn(model_type))
+    loaded = load_classifier(tiny[model_type], 3, attn_implementation=attn(model_type), task_kind="pair")
+    meta = load_meta_classifier(tiny[model_type], 3, attn_implementation=attn(model_type), task_kind="pair")
     shapes = {k: (v.shape, v.dtype) for k, v in loaded.state_dict().items()}
     assert {k: (v.shape, v.dtype) for k, v in meta.state_dict().items()} == shapes
     assert count_parameters(meta) == count_parameters(loaded)
@@ -52,8 +49,8 @@ def test_the_meta_classifier_is_the_loaded_one_without_weights_but_its_input_emb
 
 
 def test_lora_keeps_the_loaded_input_embeddings_frozen(tiny):
-    meta = load_meta_classifier(tiny["xlm-roberta"], 3, finetune={"method": "lora"})
-    loaded = load_classifier(tiny["xlm-roberta"], 3, finetune={"method": "lora"})
+    meta = load_meta_classifier(tiny["xlm-roberta"], 3, finetune={"method": "lora"}, task_kind="pair")
+    loaded = load_classifier(tiny["xlm-roberta"], 3, finetune={"method": "lora"}, task_kind="pair")
     assert not meta.get_input_embeddings().weight.requires_grad
     assert count_parameters(meta) == count_parameters(loaded)
 
@@ -61,7 +58,9 @@ def test_lora_keeps_the_loaded_input_embeddings_frozen(tiny):
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_a_tied_embedding_is_sharded_with_every_module_holding_it(model_type, tiny):
     with torch.device("meta"):
-        model = load_classifier(tiny[model_type], 3, attn_implementation=attn(model_type), weights=False)
+        model = load_classifier(
+            tiny[model_type], 3, attn_implementation=attn(model_type), weights=False, task_kind="pair"
+        )
     embeddings = model.get_input_embeddings()
     group = tied_group(model, embeddings)
     if model_type == "mt5":

@@ -87,7 +87,7 @@ def test_fsdp2_stage_with_adv_hands_on_a_full_encoder_and_tests_each_item_once(t
 
     dcp_to_torch_save(best[0], tmp_path / "best.pt")
     selected = torch.load(tmp_path / "best.pt", weights_only=True)["state_dict"]
-    reloaded = load_classifier(encoder, 3).state_dict()
+    reloaded = load_classifier(encoder, 3, task_kind="pair").state_dict()
     encoder_keys = [k for k in reloaded if k.startswith("roberta.")]
     assert len(encoder_keys) == len([k for k in selected if k.startswith("model.roberta.")]) > 20
     assert max((reloaded[k] - selected[f"model.{k}"]).abs().max().item() for k in encoder_keys) == 0.0

@@ -45,7 +45,7 @@ def test_fsdp2_trains_saves_resumes_and_exports_each_family(model_type, small_da
     [best] = [p for p in (stage_dir / "checkpoints").iterdir() if p.name.startswith("best-step")]
     selected = full_state_dict(best, tmp_path / "best.pt")
     attn = "eager" if model_type == "deberta-v2" else "sdpa"
-    reloaded = load_classifier(stage_dir / "encoder", 3, attn_implementation=attn).state_dict()
+    reloaded = load_classifier(stage_dir / "encoder", 3, attn_implementation=attn, task_kind="pair").state_dict()
     body = [k for k in reloaded if not k.startswith(HEADS) and f"model.{k}" in selected]
     assert len(body) > 10
     assert all(torch.equal(reloaded[k], selected[f"model.{k}"]) for k in body)

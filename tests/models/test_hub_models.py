@@ -126,7 +126,9 @@ def test_each_family_loads_its_classifier_class(model_type, tiny_dirs):
     from xrobust.models.loading import load_classifier
 
     folder = tiny_dirs[next(key for key in tiny_dirs if key[0] == model_type)]
-    model = load_classifier(folder, 3, attn_implementation="eager" if model_type == "deberta-v2" else "sdpa")
+    model = load_classifier(
+        folder, 3, attn_implementation="eager" if model_type == "deberta-v2" else "sdpa", task_kind="pair"
+    )
     assert type(model).__name__ == CLASSES[model_type]
 
 
@@ -248,4 +250,4 @@ def test_a_broken_local_checkpoint_names_the_folder(tiny_dirs, tmp_path):
     from xrobust.models.loading import load_classifier
 
     with pytest.raises(XrobustError, match=rf"model.pretrained='{folder}': cannot load it: .*pytorch_model.bin"):
-        load_classifier(folder, 3)
+        load_classifier(folder, 3, task_kind="pair")

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from xrobust.errors import XrobustError
-from xrobust.models.loading import count_non_embedding_parameters, load_classifier, load_config, lora_targets
+from xrobust.models.loading import load_classifier, load_config, lora_targets
 from xrobust.models.model_types import MODEL_TYPES, model_type_record
+from xrobust.models.parameter_counts import count_non_embedding_parameters
 
 # One shipped architecture per model_type that has one (bert: the embedded me5 models, below).
 ARCHITECTURES = ["xlmr-base.json", "xlmr-xl.json", "mdeberta-v3-base.json", "mt0-large.json"]
@@ -16,7 +17,7 @@ ARCHITECTURES = ["xlmr-base.json", "xlmr-xl.json", "mdeberta-v3-base.json", "mt0
 
 def skeleton(pretrained=None, **kwargs):
     with torch.device("meta"):
-        return load_classifier(pretrained, 2, attn_implementation=None, weights=False, **kwargs)
+        return load_classifier(pretrained, 2, attn_implementation=None, weights=False, **kwargs, task_kind="pair")
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)

@@ -39,7 +39,7 @@ def padded_and_packed(tokenizer, max_length: int = 48) -> tuple[dict, dict]:
 def load(folder, attention: str):
     from xrobust.models.loading import load_classifier
 
-    return load_classifier(folder, 3, attn_implementation=attention).eval()
+    return load_classifier(folder, 3, attn_implementation=attention, task_kind="pair").eval()
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_the_embedded_encoder_predicts_the_same_packed():
 def test_a_seq2seq_head_refuses_packing_naming_it(tiny_folders):
     from xrobust.models.loading import load_classifier
 
-    model = load_classifier(tiny_folders["mt5"], 3, head="seq2seq")
+    model = load_classifier(tiny_folders["mt5"], 3, head="seq2seq", task_kind="pair")
     with pytest.raises(XrobustError, match="data.packing=true: the RankClassifier head"):
         PackedClassifier(model)
 

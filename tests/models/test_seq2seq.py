@@ -22,7 +22,9 @@ from xrobust.errors import XrobustError
 from xrobust.kinds.base import CandidateCollator
 from xrobust.lightning.sharding import tied_group
 from xrobust.models.hub import load_tokenizer
-from xrobust.models.loading import count_parameters, load_classifier, load_meta_classifier
+from xrobust.models.loading import load_classifier
+from xrobust.models.meta_classifier import load_meta_classifier
+from xrobust.models.parameter_counts import count_parameters
 from xrobust.models.seq2seq import RankClassifier
 from xrobust.train import run
 
@@ -66,7 +68,7 @@ def test_rank_classification_is_the_argmax_of_the_label_strings_log_likelihoods(
     real = batch["attention_mask"].bool()
     assert all(batch["input_ids"][b][real[b]].tolist() == tokenizer(p).input_ids for b, p in enumerate(prompts))
 
-    head = load_classifier(tiny_mt5, 3, head="seq2seq").eval()
+    head = load_classifier(tiny_mt5, 3, head="seq2seq", task_kind="pair").eval()
     assert isinstance(head, RankClassifier)
     with torch.no_grad():
         out = head(**batch)
@@ -150,7 +152,7 @@ def test_random_perturbation_moves_the_encoders_input_embeddings(tiny_mt5, small
     task = TaskSpec.from_config(cfg.task)
     tokenizer = load_tokenizer(tiny_mt5)
     batch = encoded_batch(task, tokenizer, make_source(task, None).load("test", "fr").select(range(4)))
-    model = load_classifier(tiny_mt5, 3, head="seq2seq").eval()
+    model = load_classifier(tiny_mt5, 3, head="seq2seq", task_kind="pair").eval()
     clean = model(**batch).loss
     for eps, same in [(0.0, True), (0.5, False)]:
         noise = instantiate(cfg.noise, eps=eps, _partial_=True)()
@@ -189,8 +191,8 @@ def test_fsdp2_loads_on_rank_zero_and_predicts_as_one_process(tiny_mt5, small_da
 def test_the_meta_skeleton_of_a_rank_above_zero_matches_the_loaded_lm(tiny_mt5):
     """The skeleton rank 1 builds before sharding holds the same parameters as rank 0's loaded LM: mT0's own LM
     head apart from `shared` (transformers 5 would tie it), the decoder's embed_tokens tied to it, one FSDP group."""
-    loaded = load_classifier(tiny_mt5, 3, head="seq2seq")
-    meta = load_meta_classifier(tiny_mt5, 3, head="seq2seq")
+    loaded = load_classifier(tiny_mt5, 3, head="seq2seq", task_kind="pair")
+    meta = load_meta_classifier(tiny_mt5, 3, head="seq2seq", task_kind="pair")
     assert {k: v.shape for k, v in meta.state_dict().items()} == {k: v.shape for k, v in loaded.state_dict().items()}
     assert count_parameters(meta) == count_parameters(loaded)
     embeddings = meta.get_input_embeddings()

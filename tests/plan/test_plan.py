@@ -180,7 +180,9 @@ def tiny_mt5(tmp_path_factory):
 
 
 def test_mt5_loads_as_an_encoder_classifier_with_hf_outputs(tiny_mt5):
-    model = load_classifier(tiny_mt5, 3, id2label={0: "a", 1: "b", 2: "c"}, label2id={"a": 0, "b": 1, "c": 2})
+    model = load_classifier(
+        tiny_mt5, 3, id2label={0: "a", 1: "b", 2: "c"}, label2id={"a": 0, "b": 1, "c": 2}, task_kind="pair"
+    )
     assert type(model).__name__ == "EncoderClassifier"
     assert not any("decoder" in name for name, _ in model.named_parameters())
     ids = torch.randint(2, 64, (2, 7))
@@ -199,7 +201,7 @@ def test_mt5_loads_as_an_encoder_classifier_with_hf_outputs(tiny_mt5):
 
 
 def test_mt5_multiple_choice_scores_each_choice_and_hands_on_its_encoder(tiny_mt5, tmp_path):
-    from xrobust.models.loading import export_encoder
+    from xrobust.models.export import export_encoder
 
     model = load_classifier(tiny_mt5, 2, task_kind="multiple_choice")
     assert type(model).__name__ == "EncoderMultipleChoice"
@@ -212,7 +214,7 @@ def test_mt5_multiple_choice_scores_each_choice_and_hands_on_its_encoder(tiny_mt
     assert torch.allclose(model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[1], alone, atol=1e-6)
     # The encoder (no head) loads as the next stage's pretrained model, here as a pair classifier.
     folder = export_encoder(model, _NoTokenizer(), tmp_path / "encoder")
-    again = load_classifier(folder, 3)
+    again = load_classifier(folder, 3, task_kind="pair")
     assert torch.equal(again.encoder.shared.weight, model.scorer.encoder.shared.weight)
     assert not torch.equal(again.classifier.weight[:1], model.scorer.classifier.weight)
 
@@ -226,7 +228,7 @@ class _NoTokenizer:
 
 def test_mt5_lora_trains_adapters_and_head_only(tiny_mt5):
     lora = compose_config(["finetune=lora"]).finetune
-    model = load_classifier(tiny_mt5, 3, finetune=lora)
+    model = load_classifier(tiny_mt5, 3, finetune=lora, task_kind="pair")
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n or "classifier.modules_to_save" in n for n in trainable)
     assert any("wi_1.lora_A" in n for n in trainable)
@@ -234,7 +236,7 @@ def test_mt5_lora_trains_adapters_and_head_only(tiny_mt5):
 
 def test_a_checkpoint_that_disagrees_with_the_shipped_architecture_is_refused(tiny_mt5):
     with pytest.raises(XrobustError, match="model.architecture"):
-        load_classifier(tiny_mt5, 3, architecture="xrobust/models/architectures/mt0-large.json")
+        load_classifier(tiny_mt5, 3, architecture="xrobust/models/architectures/mt0-large.json", task_kind="pair")
 
 
 def test_shipped_architectures_load_without_the_hub():
@@ -267,7 +269,9 @@ def test_lora_run_trains_only_adapters_and_head(me5_dir, tmp_path):
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert checkpoint["hyper_parameters"]["finetune"]["method"] == "lora"
     state = checkpoint["state_dict"]
-    start = {f"model.{k}": v for k, v in fresh(me5_dir, 3, finetune=cfg.finetune).state_dict().items()}
+    start = {
+        f"model.{k}": v for k, v in fresh(me5_dir, 3, finetune=cfg.finetune, task_kind="pair").state_dict().items()
+    }
     state = {k: v for k, v in state.items() if k.startswith("model.")}
     assert state.keys() == start.keys()
     changed = {k for k in state if not torch.equal(state[k], start[k])}

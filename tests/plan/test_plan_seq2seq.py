@@ -54,13 +54,13 @@ def test_the_count_is_the_loaded_rank_classifier_and_adds_decoder_and_lm_head(ti
     trainable ones with the input embeddings frozen; the encoder-only head's count plus the decoder and the LM head
     less the classification head."""
     classifier, seq2seq = (inventory(setup_from_config(tiny_config(tiny_mt5, f"model.head={h}"))) for h in HEADS)
-    model = load_classifier(tiny_mt5, 3, head="seq2seq")
+    model = load_classifier(tiny_mt5, 3, head="seq2seq", task_kind="pair")
     lm = model.base_model
     assert lm.lm_head.weight is not lm.shared.weight
     model.get_input_embeddings().weight.requires_grad_(False)  # optim.freeze_embeddings, as TransferModule does
     assert seq2seq.total == sum(p.numel() for p in model.parameters())
     assert seq2seq.trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
-    encoder_head = load_classifier(tiny_mt5, 3)
+    encoder_head = load_classifier(tiny_mt5, 3, task_kind="pair")
     decoder = sum(p.numel() for name, p in lm.decoder.named_parameters() if "embed_tokens" not in name)
     head = sum(p.numel() for p in encoder_head.classifier.parameters())
     assert seq2seq.total == classifier.total - head + decoder + lm.lm_head.weight.numel()
@@ -88,7 +88,7 @@ def test_planned_matmul_flops_match_a_measured_forward(tiny_mt5):
     batch, source, candidates, target = 4, 20, 3, 5
     setup = dataclasses.replace(setup, candidates=candidates, target_tokens=target, prompt_tokens=0)
     planned = 2 * batch * parameter_tokens(setup, inventory(setup), source)[0]
-    model = load_classifier(tiny_mt5, 3, head="seq2seq")
+    model = load_classifier(tiny_mt5, 3, head="seq2seq", task_kind="pair")
     torch.manual_seed(0)
     ids = torch.randint(3, 900, (batch, source))
     choices = torch.randint(3, 900, (batch, candidates, target))

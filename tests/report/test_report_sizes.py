@@ -11,7 +11,8 @@ from helpers import compose_config
 from omegaconf import OmegaConf
 
 from xrobust.models.embedded import ensure_embedded_model
-from xrobust.models.loading import count_non_embedding_parameters, load_classifier
+from xrobust.models.loading import load_classifier
+from xrobust.models.parameter_counts import count_non_embedding_parameters
 from xrobust.report.identity import flatten
 from xrobust.report.sizes import SAME_SIZE, ModelSize, basis_text, default_pairs, model_sizes
 
@@ -25,7 +26,12 @@ def declared_job(name: str) -> SimpleNamespace:
     pretrained = str(ensure_embedded_model(model_cfg.embedded)) if model_cfg.embedded else None
     with torch.device("meta"):
         model = load_classifier(
-            pretrained, 3, architecture=model_cfg.architecture, attn_implementation=None, weights=False
+            pretrained,
+            3,
+            architecture=model_cfg.architecture,
+            attn_implementation=None,
+            weights=False,
+            task_kind="pair",
         )
     return SimpleNamespace(
         model=name,

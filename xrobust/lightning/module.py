@@ -18,8 +18,9 @@ from xrobust.kinds.base import log_name
 from xrobust.lightning import random_state
 from xrobust.lightning.rank_zero_loading import classifier_loader, host_memory_mib, shard_from_rank_zero
 from xrobust.lightning.sharding import mixed_precision_policy
-from xrobust.models.loading import count_non_embedding_parameters, count_parameters, plain
+from xrobust.models.loading import plain
 from xrobust.models.packing import PackedClassifier, check_packing
+from xrobust.models.parameter_counts import count_non_embedding_parameters, count_parameters
 from xrobust.noise.base import NoiseMethod
 from xrobust.noise.embeddings import split_embeddings
 from xrobust.noise.perturb import token_mask

@@ -1,6 +1,6 @@
 """FSDP2 start-up with one model per node: only global rank 0 reads the checkpoint.
 
-The other ranks build the classifier on the meta device (`models/loading.py: load_meta_classifier`; its input
+The other ranks build the classifier on the meta device (`models/meta_classifier.py: load_meta_classifier`; its input
 embeddings alone are loaded, as the noise methods measure them at set-up), and `shard_from_rank_zero` fills their
 shards from rank 0's weights once `fully_shard` has split the model, as torch's distributed state-dict API intends
 (`set_model_state_dict(..., broadcast_from_rank0=True)`). Without it, every rank holds the full fp32 model before
@@ -24,7 +24,8 @@ from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import MixedPrecisionPolicy
 
 from xrobust.lightning.sharding import shard_model
-from xrobust.models.loading import load_classifier, load_meta_classifier
+from xrobust.models.loading import load_classifier
+from xrobust.models.meta_classifier import load_meta_classifier
 
 log = logging.getLogger("xrobust")
 

@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from xrobust.models.loading import export_encoder, load_classifier
+from xrobust.models.loading import load_classifier
 
 PREFIX = "model."  # TransferModule keeps the classifier as `self.model`
 
@@ -62,3 +62,17 @@ def export_from_ranks(trainer: pl.Trainer, module: pl.LightningModule, tokenizer
     if trainer.is_global_zero:
         classifier = {k.removeprefix(PREFIX): v for k, v in state.items() if k.startswith(PREFIX)}
         export_encoder(rebuilt_classifier(module.hparams, classifier), tokenizer, folder)
+
+
+def export_encoder(model: nn.Module, tokenizer: Any, folder: str | Path) -> Path:
+    """Save the fine-tuned encoder without its task head (LoRA merged in), loadable as the next stage's
+    `pretrained`: intermediate-task training hands the encoder on and the next task gets a fresh head."""
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        model = model.merge_and_unload()
+    encoder = model.base_model  # transformers models' body without the head; models/heads.py's heads alike
+    folder = Path(folder)
+    encoder.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -1,15 +1,16 @@
-"""Turn a model config into a loadable folder or hub id, and a folder or hub id into a classifier.
+"""Turn a model config into a loadable folder or hub id, and a folder or hub id into a task kind's classifier.
 
 - `resolve_pretrained`: the path or hub id to load, building the embedded encoder when it is missing.
 - `load_classifier`: the model of a task kind (xrobust/kinds/) for any supported model_type (models/model_types.py:
   encoders through the kind's Auto class, T5-family encoder-decoders through their encoder + the kind's head),
   or with `head="seq2seq"` any encoder-decoder loaded whole as a rank classifier (models/seq2seq.py), with LoRA
-  applied when `finetune.method` is `lora`. With `weights=False` it builds the architecture alone
-  (random init, or on the meta device inside `with torch.device("meta")`), which the planner uses.
-- `load_meta_classifier`: the same classifier on the meta device but for its input embeddings, for the ranks that
-  receive global rank 0's weights once FSDP2 has sharded the model (module.py, sharding.py).
-- `count_parameters`, `count_non_embedding_parameters`: model sizes, total and without the input embeddings.
+  applied when `finetune.method` is `lora`. The caller always names the kind: none is assumed. With
+  `weights=False` it builds the architecture alone (random init, or on the meta device inside
+  `with torch.device("meta")`), which the planner uses.
 - `transformer_layer_classes`: the repeated layer classes of a model, for FSDP's auto-wrap and checkpointing.
+
+The same classifier with only its input embeddings loaded (FSDP2's receiving ranks) is models/meta_classifier.py;
+parameter counts are models/parameter_counts.py; the encoder's hand-off to the next stage is models/export.py.
 """
 
 from __future__ import annotations
@@ -47,13 +48,6 @@ def resolve_pretrained(model_cfg) -> str:
             )
         convert(Path(pretrained), num_layers=EMBEDDED_MODELS[model_cfg.embedded])
     return pretrained
-
-
-def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """Total and trainable parameter counts."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return total, trainable
 
 
 def architecture_path(architecture: str | Path) -> Path:
@@ -104,7 +98,7 @@ def load_classifier(
     weights: bool = True,
     use_safetensors: bool | None = None,
     dtype: Any = "float32",
-    task_kind: str = "pair",
+    task_kind: str,
     config_overrides: Mapping[str, Any] | None = None,
     head: str = CLASSIFIER,
 ) -> nn.Module:
@@ -148,7 +142,7 @@ def load_classifier(
         with hub_errors(pretrained):
             config = load_config(pretrained, trust_remote_code=trust_remote_code)
             if architecture is not None:
-                _check_architecture(config, load_config(architecture=architecture), architecture, pretrained)
+                check_architecture(config, load_config(architecture=architecture), architecture, pretrained)
             record = model_type_record(config.model_type)
             if head == SEQ2SEQ:
                 check_seq2seq(config, pretrained)
@@ -183,58 +177,7 @@ def check_seq2seq(config: Any, source: str | Path | None) -> None:
         )
 
 
-def load_meta_classifier(pretrained: str | Path, num_labels: int, **kwargs: Any) -> nn.Module:
-    """`load_classifier(pretrained, num_labels, **kwargs)` built on the meta device, but for its input-embedding
-    matrix, loaded from `pretrained` (with no transformer layers, so only the embeddings are read). For a rank that
-    gets global rank 0's weights after sharding: the noise methods and the perturbed test measure the embedding
-    matrix before that (its median row norm, its nearest neighbours), the rest needs no memory until sharded."""
-    import torch
-
-    architecture = kwargs.pop("architecture", None)  # checked; the skeleton is the checkpoint's own config
-    if architecture is not None:
-        with hub_errors(pretrained):
-            config = load_config(pretrained, trust_remote_code=kwargs.get("trust_remote_code", False))
-            _check_architecture(config, load_config(architecture=architecture), architecture, pretrained)
-    finetune = kwargs.pop("finetune", None)  # applied last, over the skeleton as it will be loaded
-    with torch.device("meta"):
-        model = load_classifier(pretrained, num_labels, weights=False, **kwargs).to(torch.float32)
-    # No layers: with the seq2seq head none in the decoder either (T5's num_decoder_layers, BART's decoder_layers).
-    no_layers = {"num_hidden_layers": 0}
-    if kwargs.get("head") == SEQ2SEQ:
-        with hub_errors(pretrained):
-            config = load_config(pretrained, trust_remote_code=kwargs.get("trust_remote_code", False))
-        no_layers |= {key: 0 for key in ("num_decoder_layers", "decoder_layers") if hasattr(config, key)}
-    layerless = load_classifier(pretrained, num_labels, config_overrides=no_layers, **kwargs)
-    untie_as_loaded(model, layerless)
-    skeleton = model.get_input_embeddings().weight
-    loaded = layerless.get_input_embeddings().weight
-    for module in model.modules():  # every holder of the parameter (mT5's `shared` and `*.embed_tokens`)
-        for name, param in list(module.named_parameters(recurse=False)):
-            if param is skeleton:
-                setattr(module, name, loaded)
-    with torch.device("meta"):
-        return apply_finetune(model, finetune, model.config.model_type)
-
-
-def untie_as_loaded(skeleton: nn.Module, loaded: nn.Module) -> None:
-    """Give the skeleton a parameter of its own wherever the loaded model holds two parameters apart that the
-    skeleton ties. The checkpoint decides: transformers 5 ties mT5's LM head to `shared` in every config it builds
-    (MT5Config forces tie_word_embeddings), but loads mT0's own LM head untied, so rank 0 and the meta-device ranks
-    would otherwise shard different modules together."""
-    import torch
-
-    ours = dict(skeleton.named_parameters(remove_duplicate=False))
-    theirs = dict(loaded.named_parameters(remove_duplicate=False))
-    first: dict[int, str] = {}
-    for name, param in ours.items():
-        owner = first.setdefault(id(param), name)
-        if owner != name and name in theirs and owner in theirs and theirs[owner] is not theirs[name]:
-            module, _, attr = name.rpartition(".")
-            fresh = nn.Parameter(torch.empty_like(param, device="meta"), requires_grad=param.requires_grad)
-            setattr(skeleton.get_submodule(module), attr, fresh)
-
-
-def _check_architecture(loaded, shipped, architecture, pretrained) -> None:
+def check_architecture(loaded, shipped, architecture, pretrained) -> None:
     """The checkpoint is the model its config describes (the planner and results assume so)."""
     for key in ("model_type", "hidden_size", "num_hidden_layers", "vocab_size"):
         have, want = getattr(loaded, key, None), getattr(shipped, key, None)
@@ -292,19 +235,6 @@ def lora_targets(configured: Any, model_type: str) -> Any:
     return record.lora_targets
 
 
-def count_non_embedding_parameters(model: nn.Module) -> int:
-    """Parameters outside the input embedding matrices (token, and position or token type where the family has
-    them): the model's size without its vocabulary, the usual x-axis of scaling comparisons.
-
-    Those matrices are the `nn.Embedding` siblings of the input embedding (BERT's and XLM-R's `embeddings`
-    module, the T5 family's `shared`); relative position tables inside the layers count as body."""
-    inputs = model.get_input_embeddings()
-    name = next(name for name, module in model.named_modules() if module is inputs)
-    parent = model.get_submodule(name.rpartition(".")[0])
-    embedding = {id(p) for m in parent.children() if isinstance(m, nn.Embedding) for p in m.parameters()}
-    return sum(p.numel() for p in model.parameters() if id(p) not in embedding)
-
-
 def transformer_layer_classes(
     pretrained: str | None = None,
     architecture: str | None = None,
@@ -326,6 +256,7 @@ def transformer_layer_classes(
         model = load_classifier(
             pretrained,
             num_labels=2,
+            task_kind="pair",  # any kind: its head sits over the same transformer layers
             architecture=architecture,
             trust_remote_code=trust_remote_code,
             attn_implementation=None,
@@ -335,17 +266,3 @@ def transformer_layer_classes(
     if not classes:
         raise XrobustError(f"found no transformer layer classes in {type(model).__name__} to wrap")
     return classes
-
-
-def export_encoder(model: nn.Module, tokenizer: Any, folder: str | Path) -> Path:
-    """Save the fine-tuned encoder without its task head (LoRA merged in), loadable as the next stage's
-    `pretrained`: intermediate-task training hands the encoder on and the next task gets a fresh head."""
-    from peft import PeftModel
-
-    if isinstance(model, PeftModel):
-        model = model.merge_and_unload()
-    encoder = model.base_model  # transformers models' body without the head; models/heads.py's heads alike
-    folder = Path(folder)
-    encoder.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
