@@ -23,10 +23,10 @@ from xrobust.diagnostics.config import add_missing
 from xrobust.errors import XrobustError
 from xrobust.lightning.checkpoint_io import CRASH_CHECKPOINT
 from xrobust.run.results import RESULTS_FILE
+from xrobust.run.saved_config import JOB_CONFIG, saved_config
 from xrobust.run.stages import STAGE_FILE
 from xrobust.train import guarded, run, selection_metric
 
-JOB_CONFIG = Path(".hydra") / "config.yaml"
 CHECKPOINTS = "checkpoints"
 # Keys of this command that are not the tested job's settings.
 OWN_KEYS = ("ckpt_path",)
@@ -88,7 +88,7 @@ def job_config(job_dir: Path, overrides: list[str]) -> DictConfig:
     """The job's own config with this command's key overrides applied as Hydra applies them (`key=value`,
     `+key=value`, `~key`). A config group choice (`trainer=gpu`) would compose another config than the job ran:
     refused, naming it."""
-    cfg = OmegaConf.load(job_dir / JOB_CONFIG)
+    cfg = saved_config(job_dir)
     add_missing(cfg)  # a job from before the read-outs: eval.alignment.enabled=true sets a key that is there
     for override in OverridesParser.create().parse_overrides(overrides):
         key = override.key_or_group
