@@ -155,7 +155,12 @@ def format_sweep(sweep) -> str:
         f"job alone {_duration(longest)})",
         *(f"data            {source}" for source in sources),
     ]
-    if sweep.halving:
+    if sweep.halving and sweep.halving.rule == "one_seed":
+        lines.append(
+            f"one_seed        {len(jobs)} jobs (hydra/sweeper=one_seed: every {sweep.halving.key} on each cell's first "
+            "seed, the other seeds at one value; which one the run decides, each costs the same)"
+        )
+    elif sweep.halving:
         rule, stopped = sweep.halving, sum(1 for job in jobs if job.rung_stop)
         lines.append(
             f"halving         {stopped} of {len(jobs)} jobs planned to stop at their rung (hydra/sweeper=halving: "

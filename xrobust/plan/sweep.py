@@ -23,7 +23,7 @@ from xrobust.plan.cheapest import CostOf, Option, fitting_options
 from xrobust.plan.cost import JobCost, job_cost
 from xrobust.plan.data import data_stats
 from xrobust.plan.gpus import Gpu, gpu_of
-from xrobust.plan.halving import HalvingRule, halving_rule, planned_stops
+from xrobust.plan.halving import HalvingRule, halving_rule, launched_jobs, planned_stops
 from xrobust.plan.inventory import inventory
 from xrobust.plan.memory import Plan
 from xrobust.plan.options import plan_options
@@ -91,6 +91,7 @@ def plan_sweep(overrides: list[str]) -> SweepPlan:
         loader = GlobalHydra.instance().hydra.config_loader
         master, jobs = expand_sweep(overrides)
         rule = halving_rule(master.hydra.sweeper)
+        jobs = launched_jobs(rule, jobs) if rule else jobs  # one_seed: a losing value's other seeds never run
         max_epochs = master.trainer.max_epochs
         limit = None if max_epochs in (None, -1) else int(max_epochs)
         stops = planned_stops(rule, jobs, limit) if rule else [None] * len(jobs)
