@@ -124,6 +124,9 @@ def test_an_unwritable_run_folder_is_refused_at_start_up(tmp_path):
         "ckpt_path=/nonexistent.ckpt",
         "data.batch_sizee=4",
         "task.languages=en",
+        "noise.epss=0.1",
+        "callbacks.requeue.check_every_n_steps=often",
+        "seedd=1",
     ],
 )
 def test_the_cli_prints_one_line_and_exits_2_before_the_model_loads(override, tmp_path):

@@ -45,11 +45,10 @@ def _fraction_or_count(value: Any) -> bool:
 
 
 # Checked before anything is resolved or loaded: a wrong type here would otherwise surface as a TypeError from an
-# interpolation, or from Lightning after the model loaded. The typed groups (task, data, eval, optim) are typed at
-# composition and say their ranges in their schemas (xrobust/config/schemas.py).
+# interpolation, or from Lightning after the model loaded. The Trainer's arguments are passed through untyped; the
+# root's own keys and the typed groups (task, data, eval, optim, noise, callbacks) are typed at composition and say
+# their ranges in their schemas (xrobust/config/schemas.py, check_ranges).
 FIELDS = (
-    Field("seed", int),
-    Field("skip_completed", bool),
     Field("trainer.max_epochs", int, ">= -1 (-1: no limit)", lambda v: v >= -1, nullable=True),
     # The epochs of a halving sweep's rung (+callbacks.rung_stop, hydra/sweeper=halving; xrobust/sweep/rung.py).
     Field("callbacks.rung_stop.epochs", int, ">= 1", lambda v: v >= 1, nullable=True),

@@ -8,6 +8,7 @@ import difflib
 import functools
 import os
 import sys
+import types
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +17,7 @@ from hydra._internal.utils import run_and_report
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from xrobust.config.fields import KIND_NAMES
-from xrobust.config.schemas import SCHEMAS, schema_field
+from xrobust.config.schemas import STORED, hints
 from xrobust.errors import XrobustError
 
 # Hydra prints an error and exits 1 unless this is set; then it raises, and the entry point words the error.
@@ -27,16 +28,18 @@ def schema_error(err: BaseException, prefix: str = "") -> XrobustError | None:
     """The one-line error for a composition error the schemas caused (a wrong type, a key no schema has); None
     for any other error, which Hydra reports as before. `prefix` places a node typed on its own (`task.`)."""
     cause = _omegaconf_cause(err)
-    if cause is None or getattr(cause, "object_type", None) not in _all_schemas(SCHEMAS.values()) or not cause.full_key:
+    schema = getattr(cause, "object_type", None)
+    if cause is None or schema not in _all_schemas(stored for _, _, stored in STORED) or not cause.full_key:
         return None
     key = prefix + str(cause.full_key)
-    if isinstance(cause, ValidationError):
-        return XrobustError(f"invalid config: {key}={cause.value!r} (must be {_expected(key)})")
     parent, _, leaf = key.rpartition(".")
-    names = [spec.name for spec in dataclasses.fields(cause.object_type)]
+    if isinstance(cause, ValidationError):
+        return XrobustError(f"invalid config: {key}={cause.value!r} (must be {_expected(schema, leaf)})")
+    names = [spec.name for spec in dataclasses.fields(schema)]
     near = difflib.get_close_matches(leaf, names, n=1)
-    hint = f"; did you mean {parent}.{near[0]}?" if near else f"; it has: {', '.join(names)}"
-    return XrobustError(f"invalid config: {key} is not a config key ({parent} has no {leaf!r}{hint})")
+    hint = f"; did you mean {parent + '.' if parent else ''}{near[0]}?" if near else f"; it has: {', '.join(names)}"
+    owner = parent or "the root config"
+    return XrobustError(f"invalid config: {key} is not a config key ({owner} has no {leaf!r}{hint})")
 
 
 def schema_errors(main: Callable[..., Any]) -> Callable[..., Any]:
@@ -89,21 +92,24 @@ def _all_schemas(schemas: Any) -> list[type]:
     found = []
     for schema in schemas:
         found.append(schema)
-        hints = typing.get_type_hints(schema)
-        found.extend(_all_schemas(h for h in hints.values() if dataclasses.is_dataclass(h)))
+        found.extend(_all_schemas(h for h in typing.get_type_hints(schema).values() if dataclasses.is_dataclass(h)))
     return found
 
 
-def _expected(key: str) -> str:
-    """What the key takes, in the words of the start-up checks: `a finite number > 0`, `an integer >= 1`."""
-    found = schema_field(key)
-    if found is None:
+def _expected(schema: type, name: str) -> str:
+    """What the schema's field takes, in the words of the start-up checks: `a finite number > 0`, `an integer >= 1`."""
+    spec = {spec.name: spec for spec in dataclasses.fields(schema)}.get(name)
+    if spec is None:
         return "a value of its type"
-    hint, spec = found
+    hint = hints(schema)[name]
     rule = spec.metadata.get("rule")
-    optional = type(None) in typing.get_args(hint)
-    if optional:
-        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
-    origin = typing.get_origin(hint) or hint
-    name = KIND_NAMES.get(hint) or {list: "a list", dict: "a mapping"}.get(origin) or "a string"
-    return f"{name}{' ' + rule if rule else ''}{' or null' if optional else ''}"
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    kinds = [arg for arg in typing.get_args(hint) if arg is not type(None)] if union else [hint]
+    optional = union and len(kinds) < len(typing.get_args(hint))
+    kind = " or ".join(_kind_name(kind) for kind in kinds)
+    return f"{kind}{' ' + rule if rule else ''}{' or null' if optional else ''}"
+
+
+def _kind_name(kind: Any) -> str:
+    origin = typing.get_origin(kind) or kind
+    return KIND_NAMES.get(kind) or {list: "a list", dict: "a mapping"}.get(origin) or "a string"

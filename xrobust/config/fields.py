@@ -8,10 +8,20 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+from omegaconf import MISSING
+
 from xrobust.errors import XrobustError
 
 # How a field's type reads in an error line: `must be a finite number > 0`.
 KIND_NAMES = {bool: "true or false", int: "an integer", float: "a finite number"}
+# A real number as the YAML or the command line gives it, for a schema field: 2 stays 2 (a float field would make it
+# 2.0, and change the config hash of a job that swept optim.lr_scale=0.5,1,2); a bool or a string is refused.
+Number = int | float
+
+
+def ranged(rule: str, ok: Callable[[Any], bool]) -> Any:
+    """A schema field the YAML gives, with its range: `rule` says it in words for the error line (check_ranges)."""
+    return dataclasses.field(default=MISSING, metadata={"rule": rule, "ok": ok})
 
 
 def require(ok: bool, field: str, value: Any, rule: str, group: str | None = None) -> None:

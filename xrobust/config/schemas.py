@@ -1,5 +1,6 @@
-"""The typed schemas of the groups users edit most (task, data, eval, optim), registered in Hydra's ConfigStore: an
-override of the wrong type or a misspelled key fails at composition, and each field's range is said once, here.
+"""The typed schemas of the groups users edit most (task, data, eval, optim; noise, callbacks and the root in
+noise_schemas.py, callback_schemas.py, root_schema.py), all registered in Hydra's ConfigStore here: an override of
+the wrong type or a misspelled key fails at composition, and each field's range is said once, beside its type.
 
 conf/<group>/... lists the schema first in its `defaults` (Hydra's structured-config schema pattern); the optim
 node of conf/train.yaml is typed after `_self_`, so its keys keep their place. A MISSING value is the YAML's to give:
@@ -10,26 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from xrobust.config.fields import typed
+from xrobust.config.callback_schemas import CALLBACK_SCHEMAS
+from xrobust.config.fields import Number, ranged, typed
+from xrobust.config.noise_schemas import NOISE_SCHEMAS
+from xrobust.config.root_schema import ROOT_OPTIONAL, PlanRootConfig, RootConfig
 from xrobust.diagnostics.config import AlignmentConfig, CertifyConfig, SubstitutionConfig, drop_disabled
 
-# A real number as the YAML or the command line gives it: 2 stays 2 (a float field would make it 2.0, and change the
-# config hash of a job that swept optim.lr_scale=0.5,1,2); a bool or a string is refused.
-Number = int | float
 # The Parquet layout of the Hub's datasets: <config>/<split>-00000-of-00001.parquet (more shards for big splits).
 HUB_DATA_FILES = "{config}/{split}-*.parquet"
-
-
-def ranged(rule: str, ok: Callable[[Any], bool]) -> Any:
-    """A field the YAML gives, with its range: `rule` says it in words for the error line."""
-    return field(default=MISSING, metadata={"rule": rule, "ok": ok})
 
 
 @dataclass
@@ -159,61 +154,53 @@ STORED = (
     ("task/base", "task_schema", TaskConfig),
     ("data", "data_schema", DataConfig),
     ("eval", "eval_schema", EvalConfig),
+    *(("noise/schema", name, schema) for name, schema in NOISE_SCHEMAS.items()),
+    *(("callbacks/schema", name, schema) for name, schema in CALLBACK_SCHEMAS.items()),
+    (None, "optim_schema", OptimConfig),
+    (None, "root_schema", RootConfig),
+    (None, "plan_root_schema", PlanRootConfig),
 )
 
 
 def register(store: ConfigStore) -> None:
-    """Put the schemas where conf/ names them: task/base/task_schema, data/data_schema, eval/eval_schema and the
-    root's optim_schema."""
+    """Put the schemas where conf/ names them: task/base/task_schema, data/data_schema, eval/eval_schema,
+    noise/schema/<name>, callbacks/schema/<callback> and the root's optim_schema, root_schema and
+    plan_root_schema."""
     for group, name, schema in STORED:
         store.store(group=group, name=name, node=schema)
-    store.store(name="optim_schema", node=OptimConfig)
 
 
-def schema_field(key: str) -> tuple[Any, dataclasses.Field] | None:
-    """The schema field a dotted key names (`eval.perturbation.eps`), with its annotation (Number as float); None
-    when no schema types it."""
-    head, _, rest = key.partition(".")
-    schema = SCHEMAS.get(head)
-    while schema is not None and rest:
-        name, _, rest = rest.partition(".")
-        spec = {f.name: f for f in dataclasses.fields(schema)}.get(name)
-        if spec is None:
-            return None
-        hint = _hints(schema)[name]
-        if not rest:
-            return hint, spec
-        schema = hint if dataclasses.is_dataclass(hint) else None
-    return None
-
-
-def _hints(schema: type) -> dict[str, Any]:
+def hints(schema: type) -> dict[str, Any]:
+    """A schema's field annotations, Number read as float (a number's kind in an error line)."""
     return {name: float if hint == Number else hint for name, hint in typing.get_type_hints(schema).items()}
 
 
 def check_ranges(cfg: DictConfig) -> None:
-    """Every ranged field of the schemas, resolved: `optim.lr=0`, `optim.lr=inf`, `data.val_fraction=1.5` get the
-    one line `invalid config: <key>=<value> (must be ...)`."""
-    for key, hint, spec in _ranged(SCHEMAS.items()):
+    """Every ranged field of the schemas, resolved: `optim.lr=0`, `optim.lr=inf`, `data.val_fraction=1.5`, `seed=abc`
+    in a config read back untyped get the one line `invalid config: <key>=<value> (must be ...)`."""
+    found = _ranged(RootConfig, "") + [row for name, schema in SCHEMAS.items() for row in _ranged(schema, f"{name}.")]
+    for key, hint, spec in found:
         typed(OmegaConf.select(cfg, key, throw_on_missing=False), key, hint, spec.metadata["rule"], spec.metadata["ok"])
 
 
-def _ranged(schemas: Any, prefix: str = "") -> list[tuple[str, type, dataclasses.Field]]:
+def _ranged(schema: type, prefix: str) -> list[tuple[str, type, dataclasses.Field]]:
     found = []
-    for name, schema in schemas:
-        hints = _hints(schema)
-        for spec in dataclasses.fields(schema):
-            key = f"{prefix}{name}.{spec.name}"
-            if "rule" in spec.metadata:
-                found.append((key, hints[spec.name], spec))
-            elif dataclasses.is_dataclass(hints[spec.name]):
-                found.extend(_ranged([(spec.name, hints[spec.name])], f"{prefix}{name}."))
+    annotations = hints(schema)
+    for spec in dataclasses.fields(schema):
+        key = prefix + spec.name
+        if "rule" in spec.metadata:
+            found.append((key, annotations[spec.name], spec))
+        elif dataclasses.is_dataclass(annotations[spec.name]):
+            found.extend(_ranged(annotations[spec.name], f"{key}."))
     return found
 
 
 def drop_unset_optional(resolved: dict[str, Any]) -> None:
     """Leave out of a resolved config the optional task fields a task does not set (TASK_OPTIONAL at their
-    defaults), under `task` and `intermediate.task`."""
+    defaults), under `task` and `intermediate.task`, and the optional root keys that are null (ROOT_OPTIONAL)."""
+    for name in ROOT_OPTIONAL:
+        if name in resolved and resolved[name] is None:
+            del resolved[name]
     drop_disabled(resolved)  # likewise the read-outs that are off (xrobust/diagnostics/config.py)
     defaults = OmegaConf.to_container(OmegaConf.structured(TaskConfig))
     for task in (resolved.get("task"), (resolved.get("intermediate") or {}).get("task")):
