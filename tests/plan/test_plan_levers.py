@@ -54,7 +54,7 @@ def test_halving_stops_all_but_the_kept_values_of_each_cell_after_their_rung():
 
 def test_a_halving_sweep_costs_its_stopped_jobs_at_their_rung():
     grid = ["experiment=size_grid", "model=xlmr-xl", "noise=none", "task=pawsx", "seed=1,2"]
-    full = plan_sweep(grid)
+    full = plan_sweep([*grid, "hydra/sweeper=basic"])  # every lr on every seed (size_grid itself: one_seed)
     halved = plan_sweep([*grid, "hydra/sweeper=halving"])
     assert len(halved.jobs) == len(full.jobs) == 6 and halved.halving.eta == 3
     stopped = [job for job in halved.jobs if job.rung_stop]

@@ -52,7 +52,10 @@ def test_the_sweep_expands_as_training_expands_it():
 
 def test_the_1b_vs_10b_grid_is_planned_job_by_job():
     sweep = plan_sweep(GRID)
-    assert len(sweep.jobs) == 216 and all(job.cost is not None for job in sweep.jobs)
+    # 216 jobs in the grid (4 x 3 x 2 x 3 x 3); size_grid's one_seed rule launches every lr on seed 1 and one lr on
+    # seeds 2 and 3: (3 + 2) of every 9 per model, noise and task.
+    assert sweep.halving.rule == "one_seed"
+    assert len(sweep.jobs) == 4 * 3 * 2 * (3 + 2) and all(job.cost is not None for job in sweep.jobs)
     by_model: dict[str, list] = {}
     for job in sweep.jobs:
         by_model.setdefault(job.overrides[0].partition("=")[2], []).append(job)
