@@ -130,8 +130,9 @@ def substitution_tables(
         return "", tidy
     intro = (
         "## Accuracy under word substitution\n\nEach item's words replaced by neighbours at the recorded rate "
-        "(the neighbour source rs_da trains with), against the clean accuracy on the same items; mean over seeds, "
-        "intervals over test items drawn jointly across languages.\n\n"
+        "(from the source each table names: rs_da's synonym file or the model's embedding neighbours), against the "
+        "clean accuracy on the same items; mean over seeds, intervals over test items drawn jointly across "
+        "languages.\n\n"
     )
     return intro + "\n".join(sections), tidy
 
