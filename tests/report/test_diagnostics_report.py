@@ -236,6 +236,21 @@ def test_correlation_is_numpys_on_the_language_means_with_an_item_interval(sweep
     assert again.pearson == correlation.pearson  # a function of the seed
 
 
+def test_a_correlation_within_each_setting_takes_its_own_languages_only(sweep):
+    found = diagnosed(collect(sweep))
+    within = correlations(found, TESTED, None, n_boot=100, seed=0, level=0.95, per_setting=True)
+    assert len(within) == len(MODELS)
+    for correlation in within:
+        [model] = {p.setting["model"] for p in correlation.points}
+        assert correlation.task.startswith("toy: ") and model in correlation.task
+        gaps = [
+            np.mean([100 * (WRONG[(model, s)][lang] - WRONG[(model, s)]["en"]) / N for s in (1, 2)]) for lang in TARGETS
+        ]
+        retrievals = [np.mean([retrieval(model, s, lang, TESTED, 4) for s in (1, 2)]) for lang in TARGETS]
+        assert correlation.pearson.value == pytest.approx(np.corrcoef(retrievals, gaps)[0, 1])
+        assert -1 - 1e-9 <= correlation.pearson.low <= correlation.pearson.high <= 1 + 1e-9
+
+
 def test_correlation_without_alignment_rows_has_no_interval(sweep):
     (sweep / "big_s1" / "alignment.tsv").unlink()
     [correlation] = correlations(diagnosed(collect(sweep)), TESTED, None, n_boot=50, seed=0, level=0.95)

@@ -130,12 +130,22 @@ def _draws(components: list[dict], n_boot: int, seed: int) -> list[dict[tuple, n
 
 
 def correlations(
-    found: list[Diagnosed], stage: str, layer: int | None, n_boot: int, seed: int, level: float, baseline: str = "none"
+    found: list[Diagnosed],
+    stage: str,
+    layer: int | None,
+    n_boot: int,
+    seed: int,
+    level: float,
+    baseline: str = "none",
+    per_setting: bool = False,
 ) -> list[Correlation]:
-    """Per task: the gap-vs-retrieval points of every setting with an alignment read-out, and the correlations."""
+    """Per task: the gap-vs-retrieval points of every setting with an alignment read-out, and the correlations.
+    per_setting: one correlation per setting (its languages only) instead, so that a difference between two models
+    (one aligns and transfers better on every language) does not make the correlation across languages."""
     by_task: dict[str, list[tuple[dict, list[Diagnosed]]]] = {}
     for task, setting, runs in groups(found, ALIGNMENT, baseline):
-        by_task.setdefault(task, []).append((setting, runs))
+        key = f"{task}: {setting_text(setting)}" if per_setting else task
+        by_task.setdefault(key, []).append((setting, runs))
     out = []
     for task, settings in by_task.items():
         points, components, langs_of = [], [], []

@@ -49,7 +49,9 @@ def correlation_markdown(found: list[Correlation], n_boot: int, level: float) ->
         "## Transfer gap vs alignment\n\nOne point per target language and setting: English accuracy minus the "
         "language's (points) against its retrieval accuracy (%), means over seeds; correlations across the points "
         f"with {round(100 * level)}% intervals over {n_boot} resamples of test items (drawn jointly across "
-        f"languages and models, seeds held fixed). Figure: alignment_gap.png.\n\n{table}\n"
+        f"languages and models, seeds held fixed). A task's row pools every setting, so a model that both aligns "
+        "and transfers better than another makes a correlation of its own; the rows `task: setting` take one "
+        f"setting's languages alone. Figure: alignment_gap.png.\n\n{table}\n"
     )
 
 
@@ -69,12 +71,18 @@ def diagnostics_files(
             for stage in (TESTED, PRETRAINED)
             for c in correlations(found, stage, layer, n_boot, seed, level, baseline)
         ]
-        alignment_md += "\n" + correlation_markdown(found_correlations, n_boot, level)
+        within = [
+            c
+            for stage in (TESTED, PRETRAINED)
+            for c in correlations(found, stage, layer, n_boot, seed, level, baseline, per_setting=True)
+        ]
+        alignment_md += "\n" + correlation_markdown(found_correlations + within, n_boot, level)
         files["alignment_md"] = out / "alignment.md"
         files["alignment_csv"] = out / "alignment.csv"
         files["alignment_correlation_csv"] = out / "alignment_correlation.csv"
         write_csv(files["alignment_csv"], alignment_rows, ALIGNMENT_COLUMNS)
-        write_csv(files["alignment_correlation_csv"], correlation_rows(found_correlations), CORRELATION_COLUMNS)
+        every = found_correlations + within
+        write_csv(files["alignment_correlation_csv"], correlation_rows(every), CORRELATION_COLUMNS)
         files["alignment_md"].write_text(alignment_md, encoding="utf-8")
         files["alignment_gap"] = gap_plot(found_correlations, out / "alignment_gap.png", level)
         printed.append(alignment_md)
