@@ -303,3 +303,20 @@ def test_sweep_without_diagnostics_writes_none_of_their_files(tmp_path, capsys):
     for name in ["alignment.md", "alignment.csv", "alignment_gap.png", "certified.md", "substitution.md"]:
         assert not (out / name).exists(), name
     assert "Cross-lingual alignment" not in stdout
+
+
+def test_a_sweep_folder_moved_since_its_jobs_wrote_it_keeps_their_settings(sweep, tmp_path, capsys):
+    """xrobust-eval's folders (or a sweep copied from a cluster) record paths where they were written: a value
+    inside a job's own recorded output_dir is a place, not a setting that tells the jobs apart."""
+    for results_file in sweep.glob("*/results.json"):
+        results = json.loads(results_file.read_text())
+        written = f"/cluster/multirun/{results_file.parent.name}"
+        results["config"] = {
+            "paths": {"output_dir": written},
+            "callbacks": {"crash_checkpoint": {"dirpath": f"{written}/checkpoints"}},
+        }
+        results_file.write_text(json.dumps(results))
+    out = tmp_path / "report"
+    code, _, stderr = run_report([str(sweep), "--out", str(out), "--n-boot", "20"], capsys)
+    assert code == 0, stderr
+    assert {row["setting"] for row in read_csv(out / "alignment.csv")} == {"big, none", "small, none"}

@@ -174,10 +174,11 @@ def _floats(values: Any) -> dict[str, float] | None:
 
 
 def _identity_row(job: Job) -> dict[str, str]:
-    """The job's flattened config without values naming its own folder (checkpoint and log paths), with its
-    model and noise names."""
-    folder = str(job.folder.resolve())
-    kept = {key: value for key, value in job.flat_config.items() if folder not in value}
+    """The job's flattened config without values naming its own folder (checkpoint and log paths), where it is
+    now or where it was written (paths.output_dir: a sweep folder moved or copied since), with its model and noise
+    names."""
+    folders = {str(job.folder.resolve()), job.flat_config.get("paths.output_dir", "")} - {""}
+    kept = {key: value for key, value in job.flat_config.items() if not any(f in value for f in folders)}
     return kept | {MODEL: job.model, NOISE: job.noise}
 
 
