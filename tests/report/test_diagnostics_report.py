@@ -191,13 +191,14 @@ def test_alignment_table_means_over_seeds_at_the_last_layer(sweep, tmp_path, cap
     assert float(row["retrieval"]) == pytest.approx(seed_mean("small", lambda m, s: retrieval(m, s, "fr", TESTED, 4)))
     assert float(row["cka"]) == pytest.approx(0.375 + 0.04)
     assert row["seeds"] == "1,2"
+    assert float(row["transfer_gap"]) == pytest.approx(25.0)  # en 4 and 6 wrong, fr 14 and 16, of 40
     md = (out / "alignment.md").read_text()
     assert md in stdout
     assert "### toy: big, none (seeds 1,2), layer 4" in md
     assert "read-out time 3.0 s per job" in md
     assert "chance retrieval 5.00% at 20 items" in md
-    # big, tested, de: retrieval 90.0 both seeds; pretrained 80.0.
-    assert "| de | 80.0 | 90.0 |" in md
+    # big, de: gap (6 - 2) / 40 and (6 - 4) / 40, mean 7.5 points; retrieval tested 90.0 both seeds, pretrained 80.0.
+    assert "| de | +7.5 | 80.0 | 90.0 |" in md
 
 
 def test_alignment_layer_option(sweep, tmp_path, capsys):

@@ -18,7 +18,7 @@ import numpy as np
 from xrobust.errors import XrobustError
 from xrobust.report.bootstrap import CHUNK_ELEMENTS, Estimate, percentile_interval, resample_counts
 from xrobust.report.diagnostics_read import ALIGNMENT, ALIGNMENT_FILE, Diagnosed
-from xrobust.report.diagnostics_tables import groups, languages_of
+from xrobust.report.diagnostics_tables import groups, languages_of, transfer_gaps
 from xrobust.report.identity import setting_text
 
 # Retrieval from alignment.tsv may differ from results.json's by rounding, never by a count.
@@ -80,10 +80,8 @@ def _seed_mean(per_seed: list[dict[int, float]]) -> tuple[np.ndarray, np.ndarray
 
 
 def _point(runs: list[Diagnosed], stage: str, layer: int | None, lang: str) -> GapPoint:
-    source = runs[0].job.source_language
-    gaps = [100 * (run.job.accuracy[source] - run.job.accuracy[lang]) for run in runs]
     retrieval = [float(run.alignment(stage, run.layer(layer), lang)["retrieval"]) for run in runs]
-    return GapPoint(runs[0].job.labels, lang, float(np.mean(gaps)), float(np.mean(retrieval)))
+    return GapPoint(runs[0].job.labels, lang, transfer_gaps(runs, [lang])[lang], float(np.mean(retrieval)))
 
 
 def _item_vectors(runs: list[Diagnosed], stage: str, layer: int | None, langs: list[str]):

@@ -10,7 +10,7 @@ from xrobust.report.alignment_correlation import Correlation, correlations
 from xrobust.report.alignment_plot import estimate_text, gap_plot
 from xrobust.report.collect import Job
 from xrobust.report.diagnostics_read import PRETRAINED, TESTED, diagnosed
-from xrobust.report.diagnostics_tables import ALIGNMENT_COLUMNS, CERTIFY_COLUMNS, alignment_tables, certify_tables
+from xrobust.report.diagnostics_tables import ALIGNMENT_CSV_COLUMNS, CERTIFY_COLUMNS, alignment_tables, certify_tables
 from xrobust.report.formatting import markdown_table, write_csv
 from xrobust.report.substitution_table import SUBSTITUTION_COLUMNS, substitution_tables
 
@@ -80,7 +80,7 @@ def diagnostics_files(
         files["alignment_md"] = out / "alignment.md"
         files["alignment_csv"] = out / "alignment.csv"
         files["alignment_correlation_csv"] = out / "alignment_correlation.csv"
-        write_csv(files["alignment_csv"], alignment_rows, ALIGNMENT_COLUMNS)
+        write_csv(files["alignment_csv"], alignment_rows, ALIGNMENT_CSV_COLUMNS)
         every = found_correlations + within
         write_csv(files["alignment_correlation_csv"], correlation_rows(every), CORRELATION_COLUMNS)
         files["alignment_md"].write_text(alignment_md, encoding="utf-8")

@@ -2,7 +2,9 @@
 value the mean over the setting's seeds of results.json's `diagnostics`; tidy CSV rows beside them.
 
 Alignment is read at one layer per model (--alignment-layer, else the last recorded), before fine-tuning
-(pretrained) and as tested; certified accuracy at each recorded radius, with the share of items abstained.
+(pretrained) and as tested, beside each language's transfer gap (English accuracy minus its own, points), so the
+gap and what may explain it sit on one row; certified accuracy at each recorded radius, with the share of items
+abstained.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from xrobust.report.identity import setting_text
 from xrobust.report.tables import by_task, ordered_settings, runs_of, seed_text
 
 ALIGNMENT_MEASURES = ("retrieval", "cosine_pairs", "cosine_random", "cka")
-ALIGNMENT_COLUMNS = ["task", "setting", "stage", "layer", "lang", "seeds", *ALIGNMENT_MEASURES]
+ALIGNMENT_CSV_COLUMNS = ["task", "setting", "stage", "layer", "lang", "seeds", "transfer_gap", *ALIGNMENT_MEASURES]
 CERTIFY_COLUMNS = ["task", "setting", "lang", "seeds", "items", "abstained", "radius", "certified_accuracy"]
 TARGET_MEAN = "target mean"
 
@@ -50,9 +52,18 @@ def with_target_mean(rows: dict[str, list[float]], source: str) -> dict[str, lis
     return rows | {TARGET_MEAN: list(np.mean(targets, axis=0))} if targets else rows
 
 
+def transfer_gaps(runs: list[Diagnosed], langs: list[str]) -> dict[str, float]:
+    """Each language's English accuracy minus its own (points), mean over the runs' seeds."""
+    source = runs[0].job.source_language
+    return {
+        lang: float(np.mean([100 * (run.job.accuracy[source] - run.job.accuracy[lang]) for run in runs]))
+        for lang in langs
+    }
+
+
 def alignment_tables(found: list[Diagnosed], layer: int | None, baseline: str = "none") -> tuple[str, list[dict]]:
     """(markdown, tidy rows): per task and setting, each language's retrieval accuracy (%), mean cosine of
-    translation pairs and of random pairs, and linear CKA, pretrained and tested."""
+    translation pairs and of random pairs, and linear CKA, pretrained and tested, after its transfer gap."""
     sections, tidy = [], []
     for task, setting, runs in groups(found, ALIGNMENT, baseline):
         chosen = runs[0].layer(layer)
@@ -67,20 +78,23 @@ def alignment_tables(found: list[Diagnosed], layer: int | None, baseline: str = 
             for stage in (PRETRAINED, TESTED)
         }
         seeds = ",".join(str(run.job.seed) for run in runs)
+        gaps = transfer_gaps(runs, langs)
         for stage, rows in means.items():
             for lang, values in rows.items():
                 tidy.append(
                     dict(task=task, setting=setting_text(setting), stage=stage, layer=chosen, lang=lang, seeds=seeds)
+                    | dict(transfer_gap=gaps[lang])
                     | dict(zip(ALIGNMENT_MEASURES, values, strict=True))
                 )
         source = runs[0].job.source_language
         pre, tested = with_target_mean(means[PRETRAINED], source), with_target_mean(means[TESTED], source)
-        header = ["lang"] + [
+        gaps = with_target_mean({lang: [gap] for lang, gap in gaps.items()}, source)
+        header = ["lang", "gap (points)"] + [
             f"{m} {s}" for m in ("retrieval %", "cos pairs", "cos random", "CKA") for s in ("pre", "tuned")
         ]
         body = []
         for lang in pre:
-            cells = []
+            cells = [f"{gaps[lang][0]:+.1f}"]
             for i in range(len(ALIGNMENT_MEASURES)):
                 form = "{:.1f}" if i == 0 else "{:.3f}"
                 cells += [form.format(pre[lang][i]), form.format(tested[lang][i])]
@@ -91,14 +105,15 @@ def alignment_tables(found: list[Diagnosed], layer: int | None, baseline: str = 
         title = f"### {task}: {setting_text(setting)} ({seed_text(run.job.seed for run in runs)}), layer {chosen}"
         sections.append(
             f"{title}\n\n{markdown_table(header, body, ['l'] + ['r'] * (len(header) - 1))}\n\n"
-            f"pre = the model as loaded, tuned = the tested weights{chance}; {seconds_text(runs, ALIGNMENT)}.\n"
+            f"gap = {source} accuracy minus the language's, on the whole test set; pre = the model as loaded, "
+            f"tuned = the tested weights{chance}; {seconds_text(runs, ALIGNMENT)}.\n"
         )
     if not sections:
         return "", tidy
     intro = (
-        "## Cross-lingual alignment\n\nParallel retrieval accuracy (is the English translation the nearest English "
-        "sentence), mean cosine of translation pairs and of random pairs, and linear CKA between English and each "
-        "language (mean-pooled representations), mean over seeds.\n\n"
+        "## Cross-lingual alignment\n\nEach language's transfer gap beside its parallel retrieval accuracy (is the "
+        "English translation the nearest English sentence), mean cosine of translation pairs and of random pairs, "
+        "and linear CKA between English and each language (mean-pooled representations), mean over seeds.\n\n"
     )
     return intro + "\n".join(sections), tidy
 
