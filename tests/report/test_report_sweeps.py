@@ -182,6 +182,24 @@ def test_keys_that_follow_the_model_or_seed_do_not_label_rows_and_a_swept_lr_doe
     assert all(set(job.setting) == {"optim.lr"} for job in jobs)  # module.lr is the same key again
 
 
+def test_a_key_a_newer_version_added_with_a_null_default_does_not_split_a_setting(tmp_path):
+    """Seed 1 ran before `trainer_options` existed, seed 2 after (it records `trainer_options: null`): one setting
+    of two seeds, not two settings; a key set to a value still labels its jobs."""
+    root = tmp_path / "sweep"
+    write_job(root, ME5, {"name": "none"}, 1, 0.7)
+    newer = write_job(root, ME5, {"name": "none"}, 2, 0.7)
+    results = json.loads((newer / "results.json").read_text())
+    results["config"]["trainer_options"] = None
+    (newer / "results.json").write_text(json.dumps(results))
+    assert [job.setting for job in collect(root)] == [{}, {}]
+    results["config"]["trainer_options"] = {"gpu": {"strategy": "auto"}}
+    (newer / "results.json").write_text(json.dumps(results))
+    assert [job.setting for job in collect(root)] == [
+        {"trainer_options.gpu.strategy": "-"},
+        {"trainer_options.gpu.strategy": "auto"},
+    ]
+
+
 def test_two_runs_of_one_setting_and_seed_are_refused_but_other_eps_are_not(eps_sweep):
     assert len(collect(eps_sweep)) == 12
     write_job(eps_sweep / "again", ME5, {"name": "rs_rp", "eps": 0.5}, 1, 0.7)

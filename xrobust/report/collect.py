@@ -173,12 +173,18 @@ def _floats(values: Any) -> dict[str, float] | None:
     return {lang: float(v) for lang, v in values.items()} if isinstance(values, dict) else None
 
 
+NULL = "null"
+
+
 def _identity_row(job: Job) -> dict[str, str]:
     """The job's flattened config without values naming its own folder (checkpoint and log paths), where it is
-    now or where it was written (paths.output_dir: a sweep folder moved or copied since), with its model and noise
-    names."""
+    now or where it was written (paths.output_dir: a sweep folder moved or copied since), nor null values (a key a
+    newer version added with a null default, `trainer_options: null`, is the setting an older job ran without it),
+    with its model and noise names."""
     folders = {str(job.folder.resolve()), job.flat_config.get("paths.output_dir", "")} - {""}
-    kept = {key: value for key, value in job.flat_config.items() if not any(f in value for f in folders)}
+    kept = {
+        key: value for key, value in job.flat_config.items() if value != NULL and not any(f in value for f in folders)
+    }
     return kept | {MODEL: job.model, NOISE: job.noise}
 
 
