@@ -259,6 +259,25 @@ def test_correlation_without_alignment_rows_has_no_interval(sweep):
     assert "no interval" in correlation.note
 
 
+def test_a_setting_whose_gap_is_the_same_in_every_language_has_no_correlation(sweep):
+    """A model at one accuracy in every language (a majority-class model) has gap 0 everywhere: no correlation, said so,
+    not a nan printed as a number."""
+    for seed in (1, 2):
+        folder = sweep / f"small_s{seed}"
+        lines = ["lang\tid\tgold\tpred"]
+        lines += [f"{lang}\t{i}\t{i % 3}\t{(i + 1) % 3 if i < N // 2 else i % 3}" for lang in LANGS for i in range(N)]
+        (folder / "predictions.tsv").write_text("\n".join(lines) + "\n")
+        results = json.loads((folder / "results.json").read_text())
+        results["accuracy"] = dict.fromkeys(LANGS, 0.5)
+        (folder / "results.json").write_text(json.dumps(results))
+    within = correlations(diagnosed(collect(sweep)), TESTED, None, n_boot=50, seed=0, level=0.95, per_setting=True)
+    small = next(c for c in within if "small" in c.task)
+    assert small.pearson is None and small.spearman is None
+    assert small.note == "every point has the same gap: no correlation"
+    big = next(c for c in within if "big" in c.task)
+    assert np.isfinite(big.pearson.value)
+
+
 def test_average_ranks_share_ties():
     assert list(average_ranks(np.array([3.0, 1.0, 3.0, 2.0]))) == [3.5, 1.0, 3.5, 2.0]
 

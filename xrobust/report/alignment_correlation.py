@@ -158,6 +158,11 @@ def correlations(
             out.append(Correlation(task, stage, layers, points, None, None, note))
             continue
         x, y = np.array([p.retrieval for p in points]), np.array([p.gap for p in points])
+        constant = next((name for name, values in (("gap", y), ("retrieval", x)) if np.ptp(values) == 0), None)
+        if constant is not None:  # a majority-class model: its gap is 0 in every language
+            note = f"every point has the same {constant}: no correlation"
+            out.append(Correlation(task, stage, layers, points, None, None, note))
+            continue
         pearson, spearman = pearson_rows(x[None], y[None])[0], spearman_rows(x[None], y[None])[0]
         if any(vectors is None for vectors in components):
             note = f"no interval: a job has no {ALIGNMENT_FILE}"

@@ -142,7 +142,7 @@ def certify_tables(found: list[Diagnosed], baseline: str = "none") -> tuple[str,
         header = ["lang", "items", "abstained %", *(f"r = {radius}" for radius in radii)]
         body = [[lang, f"{values[0]:.0f}", *(f"{v:.1f}" for v in values[1:])] for lang, values in rows.items()]
         first = runs[0].readout(CERTIFY)
-        settings = ", ".join(f"{key} {first[key]}" for key in ("sigma", "n0", "n", "alpha") if key in first)
+        settings = ", ".join(f"{key} {first[key]:.4g}" for key in ("sigma", "n0", "n", "alpha") if key in first)
         title = f"### {task}: {setting_text(setting)} ({seed_text(run.job.seed for run in runs)})"
         sections.append(
             f"{title}\n\n{markdown_table(header, body, ['l'] + ['r'] * (len(header) - 1))}\n\n"
