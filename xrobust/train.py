@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import hydra
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning_fabric.utilities.rank_zero import rank_zero_only
@@ -162,15 +162,22 @@ def guarded(cfg: DictConfig, job: Callable[[], float | None]) -> float | None:
         if in_sweep:
             return failed_in_sweep(cfg, error, 1)
         print(f"xrobust: error: {error}", file=sys.stderr)
-        # Every rank failed alike and no collective is pending: release the process group now, or its threads
-        # may still be joinable when the interpreter exits (seen once under load: an abort, exit -6, not 1).
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-        sys.exit(1)
+        exit_without_finalizing(1)
     except Exception as err:
         if not in_sweep:
             raise
         return failed_in_sweep(cfg, err, 1)
+
+
+def exit_without_finalizing(status: int) -> None:
+    """End a process whose distributed checkpoint failed on every rank: its W&B run, logs and streams are closed
+    here, and the interpreter's finalization is skipped. With the process group's native threads still alive it
+    can abort (exit -6 instead of 1, seen twice under load, with or without destroy_process_group first)."""
+    finish_failed_run()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def checkpoint_failure(err: CheckpointException) -> str:
