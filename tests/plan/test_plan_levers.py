@@ -74,3 +74,17 @@ def test_packed_batches_are_counted_unpadded_where_the_model_type_packs():
     assert packed.cost.train_tokens == pytest.approx(10 * 4 * 40.9)
     refused = plan_sweep(["model=mt0-large", "model.head=seq2seq", "task=xnli", "trainer=gpu", "data.packing=true"])
     assert "does not support packed batches" in refused.jobs[0].problem
+
+
+def test_each_change_plans_the_setup_its_overrides_build():
+    """A suggested change is planned as the config it names runs: `trainer=fsdp2` included, under which rank 0
+    alone loads the weights (the host RAM figure) and no DDP buckets exist."""
+    base = {"model": "xlmr-xxl", "trainer": "ddp", "trainer.devices": "4", "data.batch_size": "32"}
+    setup = setup_from_config(plan_config([f"{k}={v}" for k, v in base.items()]))
+    changes = candidates(setup)
+    assert any(o == ["trainer=fsdp2", "trainer.devices=4"] for _, _, o, _ in changes)  # the same devices, sharded
+    for _, what, overrides, planned in changes:
+        merged = {**base, **dict(override.split("=", 1) for override in overrides)}
+        built = setup_from_config(plan_config([f"{k}={v}" for k, v in merged.items()]))
+        assert planned == built, what
+        assert estimate(planned).host_gib_per_node == estimate(built).host_gib_per_node

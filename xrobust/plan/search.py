@@ -50,7 +50,7 @@ def candidates(setup: Setup) -> list[tuple[float, str, list[str], Setup]]:
                     2,
                     f"shard with FSDP over the same {setup.world} devices",
                     ["trainer=fsdp2", f"trainer.devices={setup.devices}"],
-                    replace(setup, strategy="fsdp", sharding="FULL_SHARD"),
+                    sharded(setup),
                 )
             )
         for world in DEVICE_STEPS:
@@ -63,7 +63,7 @@ def candidates(setup: Setup) -> list[tuple[float, str, list[str], Setup]]:
             if nodes != setup.num_nodes:
                 overrides.append(f"trainer.num_nodes={nodes}")
             if not shards:
-                changed = replace(changed, strategy="fsdp", sharding="FULL_SHARD")
+                changed = sharded(changed)
                 overrides = ["trainer=fsdp2", *overrides]
             score = 2 + int(math.log2(world / setup.world))
             factor = world // setup.world
@@ -84,6 +84,12 @@ def candidates(setup: Setup) -> list[tuple[float, str, list[str], Setup]]:
             merged = _merge(first[3], second[3], setup)
             pairs.append((first[0] + second[0], f"{first[1]} + {second[1]}", [*first[2], *second[2]], merged))
     return singles + pairs
+
+
+def sharded(setup: Setup) -> Setup:
+    """The setup under trainer=fsdp2 (FSDP2 fully sharded; rank 0 alone loads the weights, the other ranks build on
+    the meta device; no DDP buckets): what the override that comes with it builds."""
+    return replace(setup, strategy="fsdp", sharding="FULL_SHARD", bucket_view=False, rank_zero_loading=True)
 
 
 def _merge(a: Setup, b: Setup, base: Setup) -> Setup:
