@@ -1,10 +1,11 @@
 """A quiet console: the known-harmless notices of the libraries, filtered one by one at their source, so every
-other warning still shows."""
+other warning still shows; and the project's own lines, each written whole."""
 
 from __future__ import annotations
 
 import logging
 import re
+import sys
 import warnings
 
 # Python warnings, by the start of their message.
@@ -57,3 +58,10 @@ def quiet_known_warnings() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, DropMessages) for f in logger.filters):
             logger.addFilter(DropMessages(predicate))
+
+
+def say(line: str) -> None:
+    """One line on stderr in one write: the ranks of a distributed job print theirs at once, and print()'s separate
+    write of the newline (stderr is unbuffered) ran two ranks' lines together."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()

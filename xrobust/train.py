@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import hydra
+import torch.distributed
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning_fabric.utilities.rank_zero import rank_zero_only
@@ -126,7 +127,7 @@ def failed_in_sweep(cfg: DictConfig, err: Exception, exit_status: int) -> None:
     finish_failed_run()
     if not isinstance(err, XrobustError):
         log.error("job failed", exc_info=err)
-    print(f"xrobust: error: {line} (job {cfg.paths.output_dir}; the sweep goes on)", file=sys.stderr)
+    console.say(f"xrobust: error: {line} (job {cfg.paths.output_dir}; the sweep goes on)")
 
 
 @schema_errors
@@ -144,24 +145,26 @@ def guarded(cfg: DictConfig, job: Callable[[], float | None]) -> float | None:
     try:
         return job()
     except SweepError as err:
-        print(f"xrobust: error: {err}", file=sys.stderr)
+        console.say(f"xrobust: error: {err}")
         sys.exit(2)
     except XrobustError as err:
         if in_sweep:
             return failed_in_sweep(cfg, err, 2)
-        print(f"xrobust: error: {err}", file=sys.stderr)
+        console.say(f"xrobust: error: {err}")
+        if torch.distributed.is_initialized():
+            exit_without_finalizing(2)
         sys.exit(2)
     except SIGTERMException as err:
         saved = getattr(err, "checkpoint", None)
         where = f"checkpoint saved as {saved}" if saved else "no step since the start, so no new checkpoint"
-        print(f"xrobust: stopped by SIGTERM; {where}; run the same command to resume", file=sys.stderr)
+        console.say(f"xrobust: stopped by SIGTERM; {where}; run the same command to resume")
         sys.exit(143)
     except CheckpointException as err:  # a BaseException: reading or writing a distributed checkpoint failed
         error = XrobustError(f"distributed checkpoint failed: {checkpoint_failure(err)}")
         error.step = getattr(err, "step", None)
         if in_sweep:
             return failed_in_sweep(cfg, error, 1)
-        print(f"xrobust: error: {error}", file=sys.stderr)
+        console.say(f"xrobust: error: {error}")
         exit_without_finalizing(1)
     except Exception as err:
         if not in_sweep:
@@ -170,9 +173,10 @@ def guarded(cfg: DictConfig, job: Callable[[], float | None]) -> float | None:
 
 
 def exit_without_finalizing(status: int) -> None:
-    """End a process whose distributed checkpoint failed on every rank: its W&B run, logs and streams are closed
-    here, and the interpreter's finalization is skipped. With the process group's native threads still alive it
-    can abort (exit -6 instead of 1, seen twice under load, with or without destroy_process_group first)."""
+    """End a distributed process that failed on every rank (a checkpoint, a bad input met after the process group
+    started): its W&B run, logs and streams are closed here, and the interpreter's finalization is skipped. With
+    the process group's native threads still alive it can abort (a failed checkpoint exited -6 instead of 1, seen
+    twice under load, with or without destroy_process_group first)."""
     finish_failed_run()
     logging.shutdown()
     sys.stdout.flush()

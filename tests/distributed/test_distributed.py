@@ -1,5 +1,6 @@
 """Several ranks give one process's results: every test item counted once, one results.json, the NaN guard
-stopping every rank together, a sweep that would relaunch itself refused, training batches dealt whole.
+stopping every rank together (exit 2, one line each), a sweep that would relaunch itself refused, training batches
+dealt whole.
 
 Real processes: 2 ranks on CPU with gloo, against 1 process of the same config on the same weights.
 """
@@ -150,6 +151,20 @@ def test_multirun_with_several_devices_on_the_basic_launcher_is_refused(tmp_path
     errors = [line for line in proc.stderr.splitlines() if line.startswith("xrobust: error:")]
     assert len(errors) == 1 and "hydra/launcher=slurm" in errors[0]
     assert not list(tmp_path.rglob("results.json"))
+
+
+def test_an_error_met_after_the_process_group_started_exits_2_on_every_rank(job_config, tmp_path):
+    """A loss gone NaN in xrobust.train on 2 ranks: each rank prints its `xrobust: error:` line and the job exits
+    2, without a traceback and without the abort (-6) that finalizing beside live process-group threads risks."""
+    diverging = ["trainer.max_steps=4", "optim.lr=1e38", "optim.warmup_ratio=0", "trainer.limit_val_batches=1"]
+    args = [*job_config, *MULTI_RANK["ddp"], *diverging, f"hydra.run.dir={tmp_path}"]
+    proc = run_cli(args, cwd=ROOT, timeout=300)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 2, output[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("xrobust: error:")]
+    assert len(errors) == 2 and all("training loss became nan" in line for line in errors), output[-3000:]
+    assert "Traceback" not in output and "terminate called" not in output
+    assert not (tmp_path / "results.json").exists()
 
 
 # A NaN on rank 1 only, at step 2: every rank must stop there, none may wait in the gradient all-reduce.
