@@ -214,6 +214,27 @@ def test_alignment_layer_option(sweep, tmp_path, capsys):
     assert "--alignment-layer 3 was not recorded (layers: 2, 4)" in stderr
 
 
+def test_alignment_by_layer_is_the_target_mean_at_every_recorded_layer(sweep, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, stderr = run_report([str(sweep), "--out", str(out), "--n-boot", "50"], capsys)
+    assert code == 0, stderr
+    rows = read_csv(out / "alignment_layers.csv")
+    assert [(row["setting"], row["layer"]) for row in rows] == [
+        (model, str(layer)) for model in ("big, none", "small, none") for layer in LAYERS
+    ]
+    for row in rows:
+        model, layer = row["setting"].split(",")[0], int(row["layer"])
+        for stage in ("pretrained", "tested"):
+            expected = np.mean([retrieval(model, s, lang, stage, layer) for s in (1, 2) for lang in TARGETS])
+            assert float(row[f"retrieval_{stage}"]) == pytest.approx(expected)
+            assert float(row[f"cka_{stage}"]) == pytest.approx(0.375 + layer / 100)
+        assert (row["seeds"], row["languages"]) == ("1,2", str(len(TARGETS)))
+    md = (out / "alignment.md").read_text()
+    # small, layer 2: misses 5,9,14 and 7,9,16 plus 4, at most 20 of 20: 14.0 on average, 30.0% tuned; 2 more
+    # pretrained: 15.67, 21.7%.
+    assert "## Alignment by layer" in md and "| small, none (seeds 1,2) | 2 | 21.7 | 30.0 | 0.395 | 0.395 |" in md
+
+
 def test_correlation_is_numpys_on_the_language_means_with_an_item_interval(sweep):
     found = diagnosed(collect(sweep))
     [correlation] = correlations(found, TESTED, None, n_boot=300, seed=0, level=0.95)

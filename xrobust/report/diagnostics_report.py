@@ -1,5 +1,6 @@
 """The report's diagnostics files (issue #32), written only for a sweep whose jobs recorded read-outs:
-alignment.md/.csv with the gap-vs-alignment correlation (alignment_correlation.csv, alignment_gap.png),
+alignment.md/.csv with the gap-vs-alignment correlation (alignment_correlation.csv, alignment_gap.png) and the
+view by layer (alignment_layers.csv),
 certified.md/.csv and substitution.md/.csv. Returns the files by name and the markdown for the console."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from xrobust.report.alignment_correlation import Correlation, correlations
+from xrobust.report.alignment_layers import LAYER_CSV_COLUMNS, layer_tables
 from xrobust.report.alignment_plot import estimate_text, gap_plot
 from xrobust.report.collect import Job
 from xrobust.report.diagnostics_read import PRETRAINED, TESTED, diagnosed
@@ -76,11 +78,15 @@ def diagnostics_files(
             for stage in (TESTED, PRETRAINED)
             for c in correlations(found, stage, layer, n_boot, seed, level, baseline, per_setting=True)
         ]
+        by_layer_md, by_layer_rows = layer_tables(found, baseline)
         alignment_md += "\n" + correlation_markdown(found_correlations + within, n_boot, level)
+        alignment_md += "\n" + by_layer_md
         files["alignment_md"] = out / "alignment.md"
         files["alignment_csv"] = out / "alignment.csv"
         files["alignment_correlation_csv"] = out / "alignment_correlation.csv"
+        files["alignment_layers_csv"] = out / "alignment_layers.csv"
         write_csv(files["alignment_csv"], alignment_rows, ALIGNMENT_CSV_COLUMNS)
+        write_csv(files["alignment_layers_csv"], by_layer_rows, LAYER_CSV_COLUMNS)
         every = found_correlations + within
         write_csv(files["alignment_correlation_csv"], correlation_rows(every), CORRELATION_COLUMNS)
         files["alignment_md"].write_text(alignment_md, encoding="utf-8")
