@@ -1,11 +1,14 @@
 """xrobust-report's diagnostics tables (issue #32) on a synthetic two-model, two-seed sweep with known numbers:
 alignment per model at the chosen layer, the gap-vs-alignment correlation and its item-bootstrap interval,
-certified accuracy and substitution; a sweep without read-outs gets none of these files."""
+certified accuracy and substitution, also as W&B tables; a sweep without read-outs gets none of these files."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -233,6 +236,23 @@ def test_alignment_by_layer_is_the_target_mean_at_every_recorded_layer(sweep, tm
     # small, layer 2: misses 5,9,14 and 7,9,16 plus 4, at most 20 of 20: 14.0 on average, 30.0% tuned; 2 more
     # pretrained: 15.67, 21.7%.
     assert "## Alignment by layer" in md and "| small, none (seeds 1,2) | 2 | 21.7 | 30.0 | 0.395 | 0.395 |" in md
+
+
+def test_wandb_gets_every_diagnostics_table_and_the_gap_figure(sweep, tmp_path):
+    """--wandb (offline): the diagnostics CSVs as W&B tables, row for row, and alignment_gap.png as an image."""
+    out = tmp_path / "out"
+    script = Path(sys.executable).parent / "xrobust-report"
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    args = [str(script), str(sweep), "--out", str(out), "--n-boot", "20", "--wandb"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run,) = (out / "wandb").glob("offline-run-*")
+    logged = {path.name.split("_0_")[0]: path for path in run.glob("files/media/*/*")}
+    assert "alignment_gap" in logged
+    for name in ["alignment", "alignment_layers", "alignment_correlation", "certified", "substitution"]:
+        table = json.loads(logged[name].read_text())
+        rows = read_csv(out / f"{name}.csv")
+        assert table["columns"] == list(rows[0]) and len(table["data"]) == len(rows), name
 
 
 def test_correlation_is_numpys_on_the_language_means_with_an_item_interval(sweep):

@@ -196,7 +196,7 @@ def report(args: argparse.Namespace) -> dict[str, Path]:
     files["size_diff_md"].write_text(diff_md, encoding="utf-8")
     files["size_diff_plot"] = size_diff_plot(comparisons, out / "size_diff.png")
     print(diff_md)
-    found, diagnostics_md = diagnostics_files(
+    found, diagnostics_md, diagnostics_tables = diagnostics_files(
         jobs, out, args.alignment_layer, args.n_boot, args.seed, args.level, args.baseline
     )
     files |= found
@@ -213,8 +213,9 @@ def report(args: argparse.Namespace) -> dict[str, Path]:
 
         run_dir = upload(
             out,
-            tables={"results_tidy": (tidy_header, tidy), "size_diff": (diff_header, diff_rows)},
-            images={"heatmap": files["heatmap"], "size_diff_plot": files["size_diff_plot"]},
+            tables={"results_tidy": (tidy_header, tidy), "size_diff": (diff_header, diff_rows)} | diagnostics_tables,
+            images={"heatmap": files["heatmap"], "size_diff_plot": files["size_diff_plot"]}
+            | ({"alignment_gap": files["alignment_gap"]} if "alignment_gap" in files else {}),
             group=str(args.sweep),
             config={
                 "sweep": str(args.sweep),

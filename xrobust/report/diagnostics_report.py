@@ -57,15 +57,20 @@ def correlation_markdown(found: list[Correlation], n_boot: int, level: float) ->
     )
 
 
+Tables = dict[str, tuple[list[str], list[dict]]]
+
+
 def diagnostics_files(
     jobs: list[Job], out: Path, layer: int | None, n_boot: int, seed: int, level: float, baseline: str = "none"
-) -> tuple[dict[str, Path], str]:
-    """Write every diagnostics table the sweep's read-outs allow (none without read-outs)."""
+) -> tuple[dict[str, Path], str, Tables]:
+    """Write every diagnostics table the sweep's read-outs allow (none without read-outs); returns the files, the
+    markdown and each CSV's (columns, rows) by its file's stem, for --wandb."""
     found = diagnosed(jobs)
     files: dict[str, Path] = {}
+    tables: Tables = {}
     printed = []
     if not found:
-        return files, ""
+        return files, "", tables
     alignment_md, alignment_rows = alignment_tables(found, layer, baseline)
     if alignment_md:
         found_correlations = [
@@ -85,10 +90,11 @@ def diagnostics_files(
         files["alignment_csv"] = out / "alignment.csv"
         files["alignment_correlation_csv"] = out / "alignment_correlation.csv"
         files["alignment_layers_csv"] = out / "alignment_layers.csv"
-        write_csv(files["alignment_csv"], alignment_rows, ALIGNMENT_CSV_COLUMNS)
-        write_csv(files["alignment_layers_csv"], by_layer_rows, LAYER_CSV_COLUMNS)
-        every = found_correlations + within
-        write_csv(files["alignment_correlation_csv"], correlation_rows(every), CORRELATION_COLUMNS)
+        tables["alignment"] = (ALIGNMENT_CSV_COLUMNS, alignment_rows)
+        tables["alignment_layers"] = (LAYER_CSV_COLUMNS, by_layer_rows)
+        tables["alignment_correlation"] = (CORRELATION_COLUMNS, correlation_rows(found_correlations + within))
+        for name in ("alignment", "alignment_layers", "alignment_correlation"):
+            write_csv(files[f"{name}_csv"], tables[name][1], tables[name][0])
         files["alignment_md"].write_text(alignment_md, encoding="utf-8")
         files["alignment_gap"] = gap_plot(found_correlations, out / "alignment_gap.png", level)
         printed.append(alignment_md)
@@ -99,6 +105,7 @@ def diagnostics_files(
         if markdown:
             files[f"{name}_md"], files[f"{name}_csv"] = out / f"{name}.md", out / f"{name}.csv"
             write_csv(files[f"{name}_csv"], rows, columns)
+            tables[name] = (columns, rows)
             files[f"{name}_md"].write_text(markdown, encoding="utf-8")
             printed.append(markdown)
-    return files, "\n".join(printed)
+    return files, "\n".join(printed), tables
