@@ -16,7 +16,9 @@ from test_sharded import DDP, job, predictions, start, train
 
 from xrobust.lightning.requeue import REQUEUE_EXIT_STATUS, RequeueOnSignal
 
-SCHEDULE = ["trainer.max_epochs=3", "trainer.limit_train_batches=4", "callbacks.requeue.check_every_n_steps=1"]
+# 6 epochs of 4 steps; the signal is sent after the first epoch's save, so 20 steps (seconds) remain for it to
+# land even when the test process is starved of CPU.
+SCHEDULE = ["trainer.max_epochs=6", "trainer.limit_train_batches=4", "callbacks.requeue.check_every_n_steps=1"]
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,7 @@ def test_a_requeue_signal_on_one_rank_saves_on_both_then_resumes_as_uninterrupte
 
     resumed = train(args, tmp_path / "resumed.log")
     assert "Restoring states from the checkpoint" in (tmp_path / "resumed.log").read_text()
-    assert resumed["model_selection"]["steps_run"] == reference["model_selection"]["steps_run"] == 12
+    assert resumed["model_selection"]["steps_run"] == reference["model_selection"]["steps_run"] == 24
     assert resumed["accuracy"] == reference["accuracy"]
     assert predictions(run_dir) == predictions(tmp_path / "reference")
 

@@ -75,7 +75,9 @@ def test_a_requeue_signal_through_submitit_local_requeues_and_resumes_the_job(tm
     resumes from last.ckpt to the results of an uninterrupted run."""
     sweep, tiny, data = tmp_path / "sweep", tmp_path / "tiny", tmp_path / "data"
     data.mkdir()
-    schedule = ["trainer.max_epochs=3", "trainer.limit_train_batches=4", "callbacks.requeue.check_every_n_steps=1"]
+    # 6 epochs of 4 steps; the signal is sent after the first epoch's save, so 20 steps (seconds) remain for it to
+    # land even when the test process is starved of CPU.
+    schedule = ["trainer.max_epochs=6", "trainer.limit_train_batches=4", "callbacks.requeue.check_every_n_steps=1"]
     schedule.append("trainer.precision=32-true")  # compared with an uninterrupted run item for item
     args = overrides(varied_tiny_checkpoint(tiny), small_sample(data), *schedule)
     reference = subprocess.run(
@@ -112,6 +114,6 @@ def test_a_requeue_signal_through_submitit_local_requeues_and_resumes_the_job(tm
     assert "Restoring states from the checkpoint" in task_log
     resumed = json.loads((job_dir / "results.json").read_text())
     expected = json.loads((tmp_path / "reference" / "results.json").read_text())
-    assert resumed["model_selection"]["steps_run"] == expected["model_selection"]["steps_run"] == 12
+    assert resumed["model_selection"]["steps_run"] == expected["model_selection"]["steps_run"] == 24
     assert resumed["accuracy"] == expected["accuracy"]
     assert (job_dir / "predictions.tsv").read_text() == (tmp_path / "reference" / "predictions.tsv").read_text()
