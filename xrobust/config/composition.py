@@ -16,6 +16,7 @@ from typing import Any
 from hydra._internal.utils import run_and_report
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from xrobust import console
 from xrobust.config.fields import KIND_NAMES
 from xrobust.config.schemas import STORED, hints
 from xrobust.errors import XrobustError
@@ -55,7 +56,7 @@ def schema_errors(main: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as err:
             line = schema_error(err)
             if line is not None:
-                print(f"xrobust: error: {line}", file=sys.stderr)
+                console.say(f"xrobust: error: {line}")
                 sys.exit(2)
             if asked is not None:
                 raise

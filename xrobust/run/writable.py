@@ -11,6 +11,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from xrobust import console
 from xrobust.errors import XrobustError
 
 
@@ -41,5 +42,5 @@ class WritableRunFolder(Callback):
         try:
             check_writable(folder, key)
         except XrobustError as err:
-            print(f"xrobust: error: {err}", file=sys.stderr)
+            console.say(f"xrobust: error: {err}")
             sys.exit(2)
